@@ -1,0 +1,41 @@
+# hedgegrid_ops — every target sets itself up from a clean clone.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CONSTRAINTS := configs/constraints.txt
+ARGS ?=
+
+# Find a Python >= 3.12: PATH first, then pyenv's installed versions (no shim needed).
+PYTHON_BOOT := $(shell for c in python3.13 python3.12 python3 \
+	$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV); do \
+	  if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
+	    command -v $$c; break; fi; done)
+
+.PHONY: install run test lint fmt clean
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	@if [ -z "$(PYTHON_BOOT)" ]; then echo "error: no Python >= 3.12 found (PATH or pyenv)" >&2; exit 2; fi
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==26.3
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m hedgegrid_ops run --enable-ops $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check hedgegrid_ops tests
+	$(VENV)/bin/ruff format --check hedgegrid_ops tests
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format hedgegrid_ops tests
+	$(VENV)/bin/ruff check --fix hedgegrid_ops tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache logs

@@ -1,0 +1,192 @@
+"""The command path from HTTP handlers (and any other caller) onto the strategy.
+
+Handlers never call the strategy directly: they ``submit`` a ``Command`` and await
+its result. One consumer task on the event loop takes commands off an
+``asyncio.Queue`` and runs them one at a time between strategy events, so a
+command never interleaves with half-processed market data. A command whose
+caller stopped waiting (timeout) is recorded as expired and is never executed
+later behind the caller's back.
+
+Nautilus timer callbacks fire on Rust worker threads; ``LoopBridge`` hands them
+over to the loop with ``call_soon_threadsafe``, guarded by a lock so a hand-over
+cannot race with the bridge being closed at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class Action(StrEnum):
+    START = "start"
+    STOP = "stop"
+    FLATTEN = "flatten"
+    SET_THROTTLE = "set_throttle"
+
+
+class CommandConflict(Exception):
+    """The command makes no sense in the current trading state (HTTP 409)."""
+
+
+class CommandTimeout(Exception):
+    """No answer from the strategy within the timeout (HTTP 504)."""
+
+
+class CommandUnavailable(Exception):
+    """No strategy is attached or the bridge is shut down (HTTP 503)."""
+
+
+class ControlTarget(Protocol):
+    """What the strategy exposes to the bridge. Each returns a JSON-able dict of what changed."""
+
+    def control_start(self, reason: str) -> dict[str, Any]: ...
+    def control_stop(self, reason: str) -> dict[str, Any]: ...
+    def control_flatten(self, side: str, reason: str) -> dict[str, Any]: ...
+    def control_set_throttle(self, throttle: float, reason: str) -> dict[str, Any]: ...
+
+
+@dataclass
+class Command:
+    action: Action
+    params: dict[str, Any]
+    actor: str
+    id: int = 0
+    future: asyncio.Future[dict[str, Any]] | None = None
+    expired: bool = False
+    submitted_at: float = field(default_factory=time.monotonic)
+
+
+AuditSink = Callable[[Command, str, dict[str, Any] | None], None]
+
+
+class CommandBus:
+    """Queue of commands executed on the loop thread by a single consumer task."""
+
+    def __init__(self, timeout: float = 5.0, audit: AuditSink | None = None) -> None:
+        self._queue: asyncio.Queue[Command] = asyncio.Queue()
+        self._timeout = timeout
+        self._target: ControlTarget | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+        self._audit = audit
+
+    def attach(self, target: ControlTarget) -> None:
+        self._target = target
+
+    def start(self) -> None:
+        if self._consumer is None:
+            self._consumer = asyncio.get_running_loop().create_task(
+                self._consume(), name="hedgegrid-command-consumer"
+            )
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.cancel()
+            try:
+                await self._consumer
+            except asyncio.CancelledError:
+                pass
+            self._consumer = None
+        while not self._queue.empty():
+            cmd = self._queue.get_nowait()
+            if cmd.future is not None and not cmd.future.done():
+                cmd.future.set_exception(CommandUnavailable("the service is shutting down"))
+
+    async def submit(self, action: Action, params: dict[str, Any], actor: str) -> dict[str, Any]:
+        if self._target is None or self._consumer is None:
+            raise CommandUnavailable("the strategy is not running")
+        loop = asyncio.get_running_loop()
+        cmd = Command(action, params, actor, id=next(self._ids), future=loop.create_future())
+        assert cmd.future is not None
+        self._queue.put_nowait(cmd)
+        try:
+            return await asyncio.wait_for(asyncio.shield(cmd.future), self._timeout)
+        except TimeoutError:
+            if cmd.future.done():  # finished in the same tick the timeout fired
+                return cmd.future.result()
+            cmd.expired = True
+            self._record(cmd, "expired", None)
+            raise CommandTimeout(
+                f"no answer from the strategy within {self._timeout:g}s; the command was dropped"
+            ) from None
+
+    async def _consume(self) -> None:
+        while True:
+            cmd = await self._queue.get()
+            if cmd.expired:
+                continue  # already answered 504 and audited; never run it late
+            assert cmd.future is not None
+            try:
+                result = self._execute(cmd)
+            except CommandConflict as exc:
+                self._record(cmd, "conflict", {"detail": str(exc)})
+                cmd.future.set_exception(exc)
+            except Exception as exc:
+                self._record(cmd, "error", {"detail": repr(exc)})
+                cmd.future.set_exception(exc)
+            else:
+                self._record(cmd, "ok", result)
+                cmd.future.set_result(result)
+
+    def _execute(self, cmd: Command) -> dict[str, Any]:
+        target = self._target
+        if target is None:
+            raise CommandUnavailable("the strategy is not running")
+        reason = f"{cmd.action.value} by {cmd.actor}"
+        match cmd.action:
+            case Action.START:
+                return target.control_start(reason)
+            case Action.STOP:
+                return target.control_stop(reason)
+            case Action.FLATTEN:
+                return target.control_flatten(cmd.params["side"], reason)
+            case Action.SET_THROTTLE:
+                return target.control_set_throttle(float(cmd.params["throttle"]), reason)
+        raise ValueError(f"unknown action {cmd.action}")
+
+    def _record(self, cmd: Command, outcome: str, result: dict[str, Any] | None) -> None:
+        if self._audit is not None:
+            try:
+                self._audit(cmd, outcome, result)
+            except Exception:  # an audit sink failure must not lose the command's answer
+                pass
+
+
+class LoopBridge:
+    """Marshals callbacks from foreign threads (Nautilus timers) onto the event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._open = True
+
+    def wrap(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+        """Return a callback safe to give to a Nautilus timer: it runs ``handler`` on the loop."""
+
+        def marshal(event: Any) -> None:
+            self.call(handler, event)
+
+        return marshal
+
+    def call(self, handler: Callable[[Any], None], event: Any) -> None:
+        with self._lock:
+            if not self._open or self._loop.is_closed():
+                return
+            if threading.get_ident() == self._loop_thread_id():
+                self._loop.call_soon(handler, event)
+            else:
+                self._loop.call_soon_threadsafe(handler, event)
+
+    def close(self) -> None:
+        with self._lock:
+            self._open = False
+
+    def _loop_thread_id(self) -> int | None:
+        return getattr(self._loop, "_thread_id", None)

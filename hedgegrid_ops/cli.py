@@ -1,0 +1,204 @@
+"""Command line: ``run`` starts paper trading; the other commands talk to a running service.
+
+Bad flags and bad configs end the program before anything trades, with one line
+on stderr naming the problem and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import msgspec
+
+from hedgegrid_ops import __version__
+from hedgegrid_ops.config import (
+    ConfigError,
+    VenueConfig,
+    load_strategy_config,
+    load_venue_config,
+)
+
+EXIT_USAGE = 2
+DEFAULT_STRATEGY = Path("configs/strategies/hedge_grid_v1.yaml")
+DEFAULT_VENUE = Path("configs/venues/sim.yaml")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as a single line and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {value!r}: not an integer") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {port}: must be 0..65535")
+    return port
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {value!r}") from None
+    if not number > 0 or number != number or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} must be a finite number > 0")
+    return number
+
+
+def _add_run(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser(
+        "run",
+        help="run paper trading on the built-in simulated market",
+        description=(
+            "Run HedgeGridV1 on a NautilusTrader node. Paper mode (the default) trades the "
+            "embedded offline market with Nautilus's Sandbox execution: no keys, no network."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    run.add_argument("--strategy-config", type=Path, default=DEFAULT_STRATEGY,
+                     help="strategy YAML (grid, exits, regime, funding, throttle)")
+    run.add_argument("--venue-config", type=Path, default=DEFAULT_VENUE,
+                     help="venue YAML (account and simulated market)")
+    run.add_argument("--mode", choices=("paper", "live"), default="paper",
+                     help="paper trades the simulated market; live is not available yet")
+    run.add_argument("--duration", type=_positive, default=None,
+                     help="stop after this many wall seconds (default: until Ctrl-C / SIGTERM)")
+    run.add_argument("--speed", type=_positive, default=None,
+                     help="simulated minutes per wall second (overrides the venue config)")
+    run.add_argument("--seed", type=int, default=None,
+                     help="seed of the simulated market (overrides the venue config)")
+    run.add_argument("--replay", type=Path, default=None,
+                     help="replay a Binance kline CSV (public data dump format) instead of simulating")
+    run.add_argument("--log-dir", type=Path, default=Path("logs"),
+                     help="directory for trading.log, api_access.log, audit.log and Nautilus's log")
+    ops = run.add_argument_group("operations layer (HTTP control, /metrics, /health)")
+    ops.add_argument("--enable-ops", action="store_true",
+                     help="serve the control API, /metrics and /health on the node's event loop")
+    ops.add_argument("--host", default="127.0.0.1", help="address the listeners bind to")
+    ops.add_argument("--api-port", type=_port, default=8080,
+                     help="control API port (also serves /metrics and /health); 0 = any free port")
+    ops.add_argument("--prometheus-port", type=_port, default=9090,
+                     help="extra listener serving only /metrics and /health; 0 turns it off")
+    ops.add_argument("--api-key", default=None,
+                     help="require this X-API-Key on control routes (prefer the HEDGEGRID_API_KEY "
+                          "environment variable: flags are visible in ps)")
+    ops.add_argument("--max-bar-age", type=_positive, default=120.0,
+                     help="/health reports degraded when no bar was processed for this many seconds")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hedgegrid_ops.client_cli import add_client_commands
+
+    parser = OneLineParser(
+        prog="python -m hedgegrid_ops",
+        description="hedgegrid_ops: hedge-mode grid trading on NautilusTrader with an ops layer.",
+    )
+    parser.add_argument("--version", action="version", version=f"hedgegrid_ops {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                       parser_class=OneLineParser)
+    _add_run(subparsers)
+    add_client_commands(subparsers)
+    return parser
+
+
+def _apply_market_overrides(venue: VenueConfig, args: argparse.Namespace, path: Path) -> VenueConfig:
+    overrides = {k: v for k, v in (("speed", args.speed), ("seed", args.seed)) if v is not None}
+    if not overrides:
+        return venue
+    raw = msgspec.to_builtins(venue)
+    raw["market"].update(overrides)
+    try:
+        return msgspec.convert(raw, VenueConfig, strict=True)
+    except msgspec.ValidationError as exc:
+        flag = next(iter(f"--{k}" for k in overrides if f"market.{k}" in str(exc)), "flag")
+        raise ConfigError(f"{flag}: {str(exc).split(' - at ')[0]}") from None
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"error: {message}\n")
+    return EXIT_USAGE
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.mode == "live":
+        return _fail("--mode live is not available yet: live Binance trading is not implemented; "
+                     "use --mode paper")
+    try:
+        strategy = load_strategy_config(args.strategy_config)
+        venue = _apply_market_overrides(
+            load_venue_config(args.venue_config), args, args.venue_config
+        )
+    except ConfigError as exc:
+        return _fail(str(exc))
+    if args.replay is not None:
+        from hedgegrid_ops.venues.sim.replay import ReplayError, load_binance_klines
+
+        try:
+            if not load_binance_klines(args.replay):
+                return _fail(f"--replay {args.replay}: the file holds no klines")
+        except FileNotFoundError:
+            return _fail(f"--replay {args.replay}: file not found")
+        except ReplayError as exc:
+            return _fail(f"--replay: {exc}")
+    if args.seed is not None and args.seed < 0:
+        return _fail("--seed must be >= 0")
+
+    ops_settings = None
+    if args.enable_ops:
+        from hedgegrid_ops.ops.settings import OpsSettings
+
+        if args.api_port == args.prometheus_port and args.api_port != 0:
+            return _fail(f"--api-port and --prometheus-port are both {args.api_port}")
+        ops_settings = OpsSettings(
+            host=args.host,
+            api_port=args.api_port,
+            prometheus_port=args.prometheus_port,
+            api_key=args.api_key or os.environ.get("HEDGEGRID_API_KEY") or None,
+            max_bar_age=args.max_bar_age,
+            instrument_id=strategy.instrument_id,
+        )
+
+    from hedgegrid_ops.logs import configure_logging, get_logger, shutdown_logging
+    from hedgegrid_ops.node import RunOptions, StartupError, print_summary, run_paper
+    from hedgegrid_ops.ops.service import OpsStartError
+
+    configure_logging(args.log_dir)
+    log = get_logger("cli")
+    log.info("starting", mode=args.mode, seed=venue.market.seed, speed=venue.market.speed,
+             replay=str(args.replay) if args.replay else None, ops=bool(ops_settings))
+    options = RunOptions(strategy=strategy, venue=venue, log_dir=args.log_dir,
+                         duration=args.duration, replay=args.replay, ops=ops_settings)
+    try:
+        result = run_paper(options)
+    except OpsStartError as exc:
+        log.error("startup_failed", detail=str(exc))
+        shutdown_logging()
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    except StartupError as exc:
+        log.error("node_failed", detail=str(exc))
+        shutdown_logging()
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    shutdown_logging()
+    print_summary(result)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return cmd_run(args)
+    from hedgegrid_ops.client_cli import run_client_command
+
+    return run_client_command(args)

@@ -1,0 +1,155 @@
+"""Typed, frozen configuration loaded from YAML, with one-line errors.
+
+Every field declared here is used by the program; an unknown key, a wrong type,
+an out-of-range value or a missing file raises ``ConfigError`` naming the file
+and the field, and the CLI turns that into exit code 2 before anything trades.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+import yaml
+
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+UnitFloat = Annotated[float, msgspec.Meta(ge=0, le=1)]
+Levels = Annotated[int, msgspec.Meta(ge=0, le=99)]
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased as one line for the operator."""
+
+
+class _Frozen(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class GridSection(_Frozen):
+    grid_step_bps: Annotated[float, msgspec.Meta(gt=0, le=1000)]
+    grid_levels_long: Levels
+    grid_levels_short: Levels
+    base_qty: Annotated[str, msgspec.Meta(pattern=r"^\d+(\.\d+)?$")]
+    qty_scale: Annotated[float, msgspec.Meta(ge=1.0, le=3.0)]
+    recenter_trigger_bps: Annotated[float, msgspec.Meta(gt=0, le=5000)]
+
+    def __post_init__(self) -> None:
+        if Decimal(self.base_qty) <= 0:
+            raise ValueError("base_qty must be > 0")
+        if self.grid_levels_long + self.grid_levels_short == 0:
+            raise ValueError("grid_levels_long and grid_levels_short cannot both be 0")
+
+
+class ExitsSection(_Frozen):
+    tp_steps: Annotated[int, msgspec.Meta(ge=1, le=50)]
+    sl_steps: Annotated[int, msgspec.Meta(ge=1, le=200)] | None = None
+
+
+class RegimeSection(_Frozen):
+    ema_fast: Annotated[int, msgspec.Meta(ge=2, le=500)]
+    ema_slow: Annotated[int, msgspec.Meta(ge=3, le=2000)]
+    adx_period: Annotated[int, msgspec.Meta(ge=2, le=500)]
+    adx_trend_on: Annotated[float, msgspec.Meta(gt=0, lt=100)]
+    adx_trend_off: Annotated[float, msgspec.Meta(gt=0, lt=100)]
+    counter_trend_level_fraction: UnitFloat
+
+    def __post_init__(self) -> None:
+        if self.ema_fast >= self.ema_slow:
+            raise ValueError("ema_fast must be smaller than ema_slow")
+        if self.adx_trend_off > self.adx_trend_on:
+            raise ValueError("adx_trend_off must not exceed adx_trend_on (hysteresis)")
+
+
+class FundingSection(_Frozen):
+    window_minutes: Annotated[float, msgspec.Meta(gt=0, le=480)]
+    threshold_bps: PositiveFloat
+    scale_steps: Annotated[list[UnitFloat], msgspec.Meta(min_length=1, max_length=8)]
+
+    def __post_init__(self) -> None:
+        if any(b >= a for a, b in zip(self.scale_steps, self.scale_steps[1:], strict=False)):
+            raise ValueError("scale_steps must be strictly decreasing")
+
+
+class ThrottleSection(_Frozen):
+    initial: UnitFloat
+    passive_level_fraction: UnitFloat
+    passive_step_multiplier: Annotated[float, msgspec.Meta(ge=1.0, le=10.0)]
+
+
+class StrategyConfig(_Frozen):
+    """configs/strategies/hedge_grid_v1.yaml"""
+
+    strategy_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]+-[A-Za-z0-9]+$")]
+    instrument_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]+-PERP\.[A-Z]+$")]
+    bar_type: str
+    grid: GridSection
+    exits: ExitsSection
+    regime: RegimeSection
+    funding: FundingSection
+    throttle: ThrottleSection
+
+    def __post_init__(self) -> None:
+        if not self.bar_type.startswith(f"{self.instrument_id}-1-MINUTE-"):
+            raise ValueError("bar_type must be a 1-minute bar type of instrument_id")
+
+
+class AccountSection(_Frozen):
+    starting_balance_usdt: Annotated[float, msgspec.Meta(gt=0)]
+    leverage: Annotated[int, msgspec.Meta(ge=1, le=125)]
+
+
+class MarketSection(_Frozen):
+    seed: Annotated[int, msgspec.Meta(ge=0)]
+    speed: Annotated[float, msgspec.Meta(gt=0, le=3600)]
+    initial_price: PositiveFloat
+    ticks_per_minute: Annotated[int, msgspec.Meta(ge=2, le=600)]
+
+
+class VenueConfig(_Frozen):
+    """configs/venues/sim.yaml: the embedded offline market with Nautilus's Sandbox execution."""
+
+    kind: Literal["sim"]
+    venue: Literal["BINANCE"]
+    account: AccountSection
+    market: MarketSection
+
+
+C = TypeVar("C", bound=msgspec.Struct)
+
+
+def _load(path: Path, kind: type[C]) -> C:
+    try:
+        raw: Any = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise ConfigError(f"{path}: invalid YAML{line}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        return msgspec.convert(raw, kind, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {_field_message(str(exc))}") from None
+
+
+def _field_message(message: str) -> str:
+    """Turn msgspec's "problem - at `$.a.b`" into "a.b: problem"."""
+    problem, sep, where = message.rpartition(" - at `")
+    if not sep:
+        return message
+    field = where.rstrip("`").removeprefix("$").lstrip(".")
+    return f"{field}: {problem}" if field else problem
+
+
+def load_strategy_config(path: Path) -> StrategyConfig:
+    return _load(path, StrategyConfig)
+
+
+def load_venue_config(path: Path) -> VenueConfig:
+    return _load(path, VenueConfig)

@@ -1,0 +1,215 @@
+"""Build and run the paper-trading TradingNode, with the ops layer on the same loop.
+
+Lifecycle (all on one asyncio loop, the node's own):
+1. build the node, the strategy, the command bus and the snapshot store;
+2. start the ops listeners (a port in use stops us here, before any trading);
+3. run the node until ``--duration`` elapses or SIGINT/SIGTERM arrives;
+4. stop the node, then the listeners; dispose the node after the loop ends;
+5. print a one-line JSON summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
+from nautilus_trader.config import (
+    LiveExecEngineConfig,
+    LoggingConfig,
+    TradingNodeConfig,
+)
+from nautilus_trader.live.node import TradingNode
+from nautilus_trader.model.identifiers import TraderId
+
+from hedgegrid_ops.config import StrategyConfig, VenueConfig
+from hedgegrid_ops.logs import get_logger
+from hedgegrid_ops.ops.bridge import CommandBus, LoopBridge
+from hedgegrid_ops.ops.service import OpsService
+from hedgegrid_ops.ops.settings import OpsSettings
+from hedgegrid_ops.snapshot import SnapshotStore, StrategySnapshot
+from hedgegrid_ops.strategy import HedgeGridV1
+from hedgegrid_ops.venues.sim.config import SimDataClientConfig
+from hedgegrid_ops.venues.sim.factories import SandboxLiveExecClientFactory, SimLiveDataClientFactory
+
+SIM_CLIENT_KEY = "SIM"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    strategy: StrategyConfig
+    venue: VenueConfig
+    log_dir: Path
+    duration: float | None = None
+    replay: Path | None = None
+    ops: OpsSettings | None = None
+    nautilus_log_level_file: str = "INFO"
+
+
+class StartupError(Exception):
+    """Something stopped the service before trading began (message is one sentence)."""
+
+
+def node_config(options: RunOptions) -> TradingNodeConfig:
+    venue = options.venue
+    market = venue.market
+    return TradingNodeConfig(
+        trader_id=TraderId("HEDGEGRID-001"),
+        logging=LoggingConfig(
+            log_level="OFF",  # stdout carries our JSON lines only; Nautilus logs to its file
+            log_level_file=options.nautilus_log_level_file,
+            log_directory=str(options.log_dir),
+            log_file_name="nautilus",
+            log_file_format="json",
+            log_colors=False,
+        ),
+        exec_engine=LiveExecEngineConfig(reconciliation=False),
+        data_clients={
+            SIM_CLIENT_KEY: SimDataClientConfig(
+                seed=market.seed,
+                speed=market.speed,
+                initial_price=market.initial_price,
+                ticks_per_minute=market.ticks_per_minute,
+                replay_path=str(options.replay) if options.replay else None,
+            )
+        },
+        exec_clients={
+            venue.venue: SandboxExecutionClientConfig(
+                venue=venue.venue,
+                starting_balances=[f"{venue.account.starting_balance_usdt} USDT"],
+                base_currency="USDT",
+                oms_type="HEDGING",
+                account_type="MARGIN",
+                default_leverage=Decimal(venue.account.leverage),
+                book_type="L1_MBP",
+                bar_execution=False,
+                trade_execution=True,
+                use_position_ids=True,
+                use_reduce_only=True,
+            )
+        },
+        timeout_connection=10.0,
+        timeout_reconciliation=1.0,
+        timeout_portfolio=1.0,
+        timeout_disconnection=2.0,
+        timeout_post_stop=0.5,
+    )
+
+
+@dataclass
+class PaperService:
+    """Everything one paper run owns; ``node.dispose()`` happens after the loop ends."""
+
+    node: TradingNode
+    strategy: HedgeGridV1
+    store: SnapshotStore
+    bus: CommandBus
+    bridge: LoopBridge
+    ops: OpsService | None
+
+
+def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> PaperService:
+    log = get_logger("node")
+    store = SnapshotStore(
+        on_listener_error=lambda exc: log.error("snapshot_listener_failed", error=repr(exc))
+    )
+    bus = CommandBus(timeout=options.ops.command_timeout if options.ops else 5.0)
+    bridge = LoopBridge(loop)
+    node = TradingNode(config=node_config(options), loop=loop)
+    node.add_data_client_factory(SIM_CLIENT_KEY, SimLiveDataClientFactory)
+    node.add_exec_client_factory(options.venue.venue, SandboxLiveExecClientFactory)
+    strategy = HedgeGridV1(
+        options.strategy, reduce_only_exits=True, store=store, loop_bridge=bridge
+    )
+    node.trader.add_strategy(strategy)
+    node.build()
+    bus.attach(strategy)
+    ops = None
+    if options.ops is not None:
+        ops = OpsService(options.ops, store, bus, node_running=lambda: node.is_running)
+    return PaperService(node, strategy, store, bus, bridge, ops)
+
+
+async def run_service(service: PaperService, duration: float | None) -> None:
+    """Run until ``duration`` seconds pass or a stop signal arrives, then stop cleanly."""
+    log = get_logger("node")
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)  # replaces the kernel's handlers: we own shutdown
+
+    if service.ops is not None:
+        await service.ops.start()  # raises OpsStartError before anything trades
+        log.info("ops_listening", api=service.ops.api_url, metrics=service.ops.metrics_url)
+
+    run_task = loop.create_task(service.node.run_async(), name="nautilus-node")
+    waiter = loop.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({run_task, waiter}, timeout=duration,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if run_task in done and run_task.exception() is not None:
+            raise StartupError(f"the trading node failed: {run_task.exception()}")
+        log.info("shutdown", reason="signal" if stop.is_set() else "duration elapsed")
+    finally:
+        waiter.cancel()
+        await service.node.stop_async()
+        run_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run_task
+        service.bridge.close()
+        if service.ops is not None:
+            await service.ops.stop()
+        await service.bus.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def summary(snapshot: StrategySnapshot | None) -> dict[str, Any]:
+    if snapshot is None:
+        return {"event": "run_summary", "bars_processed": 0, "detail": "no snapshot was published"}
+    c = snapshot.counters
+    maker = c.fills_buy_maker + c.fills_sell_maker
+    return {
+        "event": "run_summary",
+        "instrument": snapshot.instrument_id,
+        "trading_state": snapshot.trading_state.value,
+        "orders_submitted": c.orders_submitted_buy + c.orders_submitted_sell,
+        "fills": maker + c.fills_buy_taker + c.fills_sell_taker,
+        "maker_fills": maker,
+        "realized_pnl": round(snapshot.realized_pnl, 6),
+        "unrealized_pnl": round(snapshot.unrealized_pnl, 6),
+        "balance": round(snapshot.balance_usdt, 6),
+        "bars_processed": c.bars_processed,
+        "long_qty": snapshot.long.quantity,
+        "short_qty": snapshot.short.quantity,
+    }
+
+
+def run_paper(options: RunOptions) -> dict[str, Any]:
+    """Run one paper session to completion and return its summary."""
+    holder: dict[str, PaperService] = {}
+
+    async def main() -> None:
+        service = build_service(options, asyncio.get_running_loop())
+        holder["service"] = service
+        await run_service(service, options.duration)
+
+    try:
+        asyncio.run(main())
+    finally:
+        service = holder.get("service")
+        if service is not None:
+            service.node.dispose()
+    return summary(holder["service"].store.latest)
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    sys.stdout.buffer.write(orjson.dumps(result) + b"\n")
+    sys.stdout.flush()

@@ -1,0 +1,5 @@
+"""HedgeGridV1: the Nautilus shell around the pure grid maths in ``hedgegrid_ops.grid``."""
+
+from hedgegrid_ops.strategy.hedge_grid import HedgeGridV1
+
+__all__ = ["HedgeGridV1"]

@@ -1,0 +1,134 @@
+"""Freeze the strategy's live Nautilus state into a ``StrategySnapshot``.
+
+This is the only place that reads Nautilus objects on behalf of the operations
+layer; it runs on the loop thread inside the strategy's event handlers, so the
+values are consistent with each other at that instant.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from nautilus_trader.model.currencies import USDT
+from nautilus_trader.model.identifiers import Venue
+from nautilus_trader.model.objects import Price
+
+from hedgegrid_ops.grid.types import OrderRole, PositionSide
+from hedgegrid_ops.snapshot import OrderView, RungView, SideState, StrategySnapshot
+from hedgegrid_ops.strategy.book import TrackedOrder
+
+if TYPE_CHECKING:
+    from hedgegrid_ops.strategy.hedge_grid import HedgeGridV1
+
+NS_PER_S = 1_000_000_000
+
+
+def _side_state(strategy: HedgeGridV1, side: PositionSide, ref: Decimal | None) -> SideState:
+    position = strategy.open_position(side)
+    if position is None:
+        return SideState(quantity=0.0, entry_price=0.0, inventory_usdt=0.0, unrealized_pnl=0.0)
+    qty = position.quantity.as_decimal()
+    unrealized = 0.0
+    if ref is not None and strategy.instrument is not None:
+        px = Price(ref, strategy.instrument.price_precision)
+        unrealized = float(position.unrealized_pnl(px))
+    return SideState(
+        quantity=float(qty),
+        entry_price=float(position.avg_px_open),
+        inventory_usdt=float(qty * ref) if ref is not None else 0.0,
+        unrealized_pnl=unrealized,
+    )
+
+
+def _order_view(t: TrackedOrder) -> OrderView:
+    order = t.order
+    trigger = getattr(order, "trigger_price", None)
+    return OrderView(
+        client_order_id=order.client_order_id.value,
+        side=order.side_string(),
+        position_side=t.tag.side.value,
+        role=t.tag.role.value,
+        rung=t.tag.level if t.tag.role is OrderRole.GRID else None,
+        order_type=order.type_string(),
+        price=float(order.price) if order.has_price else None,
+        trigger_price=float(trigger) if trigger is not None else None,
+        quantity=float(order.quantity),
+        filled_qty=float(order.filled_qty),
+        status="PENDING_CANCEL" if t.pending_cancel else order.status_string(),
+    )
+
+
+def _ladder(tracked: list[TrackedOrder], side: PositionSide) -> tuple[RungView, ...]:
+    rungs = [
+        RungView(
+            rung=t.tag.level,
+            price=float(t.order.price),
+            qty=float(t.order.quantity),
+            client_order_id=t.order.client_order_id.value,
+            status="PENDING_CANCEL" if t.pending_cancel else t.order.status_string(),
+        )
+        for t in tracked
+        if t.tag.role is OrderRole.GRID and t.tag.side is side and not t.pending_cancel
+    ]
+    return tuple(sorted(rungs, key=lambda r: r.rung))
+
+
+def build_snapshot(strategy: HedgeGridV1, tracked: list[TrackedOrder]) -> StrategySnapshot:
+    ref = strategy.reference_price()
+    long_state = _side_state(strategy, PositionSide.LONG, ref)
+    short_state = _side_state(strategy, PositionSide.SHORT, ref)
+    unrealized = long_state.unrealized_pnl + short_state.unrealized_pnl
+
+    account = strategy.portfolio.account(Venue(strategy.instrument_id.venue.value))
+    balance = margin_used = 0.0
+    if account is not None:
+        total = account.balance_total(USDT)
+        locked = account.balance_locked(USDT)
+        balance = float(total) if total is not None else 0.0
+        margin_used = float(locked) if locked is not None else 0.0
+    equity = balance + unrealized
+
+    # Realized PnL comes from Nautilus's positions (commissions included): closed ones
+    # were summed as their PositionClosed events arrived, open legs carry their own.
+    open_realized = sum(
+        float(p.realized_pnl)
+        for s in (PositionSide.LONG, PositionSide.SHORT)
+        if (p := strategy.open_position(s)) is not None and p.realized_pnl is not None
+    )
+    mid = strategy.mid()
+    now = strategy.wall_time()
+    return StrategySnapshot(
+        instrument_id=strategy.instrument_id.value,
+        timestamp=now,
+        started_at=strategy.started_at,
+        trading_state=strategy.trading_state,
+        state_reason=strategy.state_reason,
+        regime=strategy.regime.value,
+        throttle=strategy.throttle,
+        mid_price=float(mid) if mid is not None else None,
+        grid_center=float(strategy.center) if strategy.center is not None else None,
+        long=long_state,
+        short=short_state,
+        long_ladder=_ladder(tracked, PositionSide.LONG),
+        short_ladder=_ladder(tracked, PositionSide.SHORT),
+        orders=tuple(_order_view(t) for t in tracked),
+        balance_usdt=balance,
+        equity_usdt=equity,
+        margin_used_usdt=margin_used,
+        margin_ratio=margin_used / equity if equity > 0 else 0.0,
+        realized_pnl=strategy.closed_realized_pnl + open_realized,
+        unrealized_pnl=unrealized,
+        funding_rate=strategy.funding_rate,
+        next_funding_time=(
+            strategy.next_funding_ns / NS_PER_S if strategy.next_funding_ns is not None else None
+        ),
+        funding_cost_1h_projected=strategy.projected_funding_cost_1h(),
+        funding_scale_long=strategy.funding.long_scale,
+        funding_scale_short=strategy.funding.short_scale,
+        counters=strategy.counters.freeze(),
+        last_bar_time=strategy.last_bar_time,
+        last_bar_event_time=(
+            strategy.last_bar_event_ns / NS_PER_S if strategy.last_bar_event_ns is not None else None
+        ),
+    )

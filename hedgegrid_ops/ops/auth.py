@@ -1,0 +1,29 @@
+"""API-key check for the control API.
+
+Open without a key: ``/health`` (probes and load balancers), ``/metrics``
+(Prometheus scrapes without credentials; the series hold no secrets), ``/docs``,
+its assets and ``/openapi.json`` (the API's shape is not a secret). Everything
+else needs ``X-API-Key`` when a key is configured. The comparison is constant-time
+so response timing does not leak how much of a guess was right.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+API_KEY_HEADER = "X-API-Key"
+
+OPEN_ROUTES = frozenset(
+    {"/health", "/metrics", "/openapi.json", "/docs", "/docs/static/{filename}"}
+)
+
+
+def is_open_route(route: str) -> bool:
+    """``route`` is the route template (``resource.canonical``), not the raw path."""
+    return route in OPEN_ROUTES
+
+
+def key_matches(configured: str, presented: str | None) -> bool:
+    if presented is None:
+        return False
+    return hmac.compare_digest(configured.encode(), presented.encode())

@@ -1,0 +1,39 @@
+"""Typed keys for what the handlers share: dependencies are passed in, never imported.
+
+The app factory puts the store, the bus, the metrics and the settings on the
+application under these keys, and the middlewares put per-request facts (request
+id, whether the API key was presented) on the request, so handlers stay plain
+functions of (request) that tests can drive against any wiring.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from hedgegrid_ops.ops.bridge import CommandBus
+from hedgegrid_ops.ops.metrics import OpsMetrics
+from hedgegrid_ops.ops.settings import OpsSettings
+from hedgegrid_ops.snapshot import SnapshotStore
+
+
+@dataclass(frozen=True)
+class OpsContext:
+    """Everything a handler may use; one per service, shared by the API and metrics apps."""
+
+    settings: OpsSettings
+    store: SnapshotStore
+    bus: CommandBus
+    metrics: OpsMetrics
+    node_running: Callable[[], bool]
+    swagger_dir: Path | None = None  # None: the Swagger UI package is not installed
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+
+CONTEXT = web.AppKey("hedgegrid_ops_context", OpsContext)
+REQUEST_ID = web.RequestKey("hedgegrid_request_id", str)
+KEY_USED = web.RequestKey("hedgegrid_key_used", bool)

@@ -1,0 +1,201 @@
+"""Prometheus metrics fed by published snapshots, never by polling the strategy.
+
+``OpsMetrics.update`` is subscribed to the ``SnapshotStore``: each snapshot the
+strategy publishes (after every bar and order/fill/position event) rewrites the
+gauges and sets the counters to the snapshot's running totals. A scrape only
+renders what is already there, so it costs the strategy nothing and cannot fail
+into it. Each instance owns its registry, so two services (or two tests) in one
+process never share series.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from importlib import metadata
+
+from aioprometheus import Counter, Gauge, Histogram, Registry, render
+
+import hedgegrid_ops
+from hedgegrid_ops.snapshot import StrategySnapshot, TradingState
+
+POS_INF = float("inf")
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, POS_INF)
+KNOWN_REGIMES = ("sideways", "up", "down")
+
+# The operations guide's 15 gauges: names are a contract with dashboards and alerts.
+SPEC_GAUGES: dict[str, str] = {
+    "hedgegrid_long_inventory_usdt": "Long position inventory in USDT",
+    "hedgegrid_short_inventory_usdt": "Short position inventory in USDT",
+    "hedgegrid_net_inventory_usdt": "Net inventory (long - short) in USDT",
+    "hedgegrid_active_rungs_long": "Number of long grid rungs placed or in flight",
+    "hedgegrid_active_rungs_short": "Number of short grid rungs placed or in flight",
+    "hedgegrid_open_orders": "Open orders of the strategy (grid and exits)",
+    "hedgegrid_margin_ratio": "Margin used / equity",
+    "hedgegrid_maker_ratio": "Maker fills / all fills (1 before the first fill)",
+    "hedgegrid_funding_rate_current": "Current funding rate",
+    "hedgegrid_funding_cost_1h_projected_usdt": "Projected funding cost over the next hour in USDT",
+    "hedgegrid_realized_pnl_usdt": "Realized PnL in USDT",
+    "hedgegrid_unrealized_pnl_usdt": "Unrealized PnL in USDT",
+    "hedgegrid_total_pnl_usdt": "Realized + unrealized PnL in USDT",
+    "hedgegrid_uptime_seconds": "Strategy uptime in seconds as of the last snapshot",
+    "hedgegrid_last_bar_timestamp": (
+        "Wall-clock unix seconds of the last processed bar (0: none yet)"
+    ),
+}
+
+
+def spec_gauge_values(snap: StrategySnapshot) -> dict[str, float]:
+    """The value each spec gauge takes for ``snap`` (one place, so nothing drifts)."""
+    return {
+        "hedgegrid_long_inventory_usdt": snap.long.inventory_usdt,
+        "hedgegrid_short_inventory_usdt": snap.short.inventory_usdt,
+        "hedgegrid_net_inventory_usdt": snap.net_inventory_usdt,
+        "hedgegrid_active_rungs_long": float(len(snap.long_ladder)),
+        "hedgegrid_active_rungs_short": float(len(snap.short_ladder)),
+        "hedgegrid_open_orders": float(snap.open_orders),
+        "hedgegrid_margin_ratio": snap.margin_ratio,
+        "hedgegrid_maker_ratio": snap.maker_ratio,
+        "hedgegrid_funding_rate_current": snap.funding_rate,
+        "hedgegrid_funding_cost_1h_projected_usdt": snap.funding_cost_1h_projected,
+        "hedgegrid_realized_pnl_usdt": snap.realized_pnl,
+        "hedgegrid_unrealized_pnl_usdt": snap.unrealized_pnl,
+        "hedgegrid_total_pnl_usdt": snap.total_pnl,
+        "hedgegrid_uptime_seconds": snap.uptime,
+        # 0 rather than NaN: "(time() - last_bar) > 120" must fire when no bar ever came.
+        "hedgegrid_last_bar_timestamp": snap.last_bar_time or 0.0,
+    }
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+class OpsMetrics:
+    """Owns a private aioprometheus registry with every hedgegrid series."""
+
+    def __init__(self, instrument_id: str) -> None:
+        self.instrument_id = instrument_id
+        self.registry = Registry()
+        labels = {"instrument": instrument_id}
+
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(name, doc, const_labels=labels, registry=self.registry)
+
+        def counter(name: str, doc: str) -> Counter:
+            return Counter(name, doc, const_labels=labels, registry=self.registry)
+
+        self._spec = {name: gauge(name, doc) for name, doc in SPEC_GAUGES.items()}
+
+        self.balance = gauge("hedgegrid_balance_usdt", "Wallet balance in USDT")
+        self.equity = gauge("hedgegrid_equity_usdt", "Balance + unrealized PnL in USDT")
+        self.margin_used = gauge("hedgegrid_margin_used_usdt", "Margin in use in USDT")
+        self.position_quantity = gauge(
+            "hedgegrid_position_quantity", "Position quantity per hedge side (base units)"
+        )
+        self.throttle = gauge("hedgegrid_throttle", "Grid aggressiveness 0..1")
+        self.trading_state = gauge(
+            "hedgegrid_trading_state", "1 for the current trading state, 0 for the others"
+        )
+        self.regime = gauge("hedgegrid_regime", "1 for the current market regime, 0 for others")
+        self.mid_price = gauge("hedgegrid_mid_price", "Mid price (NaN before the first quote)")
+        self.funding_scale = gauge(
+            "hedgegrid_funding_scale", "Funding guard size multiplier per hedge side"
+        )
+
+        self.bars = counter("hedgegrid_bars_processed_total", "Bars processed")
+        self.orders_submitted = counter("hedgegrid_orders_submitted_total", "Orders submitted")
+        self.orders_cancelled = counter("hedgegrid_orders_cancelled_total", "Orders cancelled")
+        self.orders_rejected = counter(
+            "hedgegrid_orders_rejected_total", "Orders rejected by the venue"
+        )
+        self.orders_denied = counter(
+            "hedgegrid_orders_denied_total", "Orders denied by pre-trade risk checks"
+        )
+        self.fills = counter("hedgegrid_fills_total", "Fills by side and liquidity")
+        self.funding_payments = counter(
+            "hedgegrid_funding_payments_total", "Funding payments settled"
+        )
+        self.funding_paid = counter(
+            "hedgegrid_funding_paid_usdt_total", "Funding paid in USDT (received is negative)"
+        )
+        self.flattens = counter("hedgegrid_flattens_total", "Flatten operations")
+        self.recenters = counter("hedgegrid_recenters_total", "Grid re-centres")
+
+        self.api_requests = counter(
+            "hedgegrid_api_requests_total", "HTTP requests by route template, method and status"
+        )
+        self.api_duration = Histogram(
+            "hedgegrid_api_request_duration_seconds",
+            "HTTP request handling time",
+            const_labels=labels,
+            registry=self.registry,
+            buckets=REQUEST_BUCKETS,
+        )
+        self.loop_lag = gauge(
+            "hedgegrid_event_loop_lag_seconds", "Overshoot of a 0.5 s sleep on the event loop"
+        )
+        self.build_info = gauge("hedgegrid_build_info", "Versions of this build (value is 1)")
+        self.build_info.set(
+            {
+                "version": hedgegrid_ops.__version__,
+                "nautilus_version": _dist_version("nautilus_trader"),
+                "python_version": platform.python_version(),
+            },
+            1,
+        )
+        self.loop_lag.set({}, 0.0)
+
+    def update(self, snap: StrategySnapshot) -> None:
+        """SnapshotStore listener: mirror one snapshot into every series."""
+        for name, value in spec_gauge_values(snap).items():
+            self._spec[name].set({}, value)
+        self.balance.set({}, snap.balance_usdt)
+        self.equity.set({}, snap.equity_usdt)
+        self.margin_used.set({}, snap.margin_used_usdt)
+        self.position_quantity.set({"side": "long"}, snap.long.quantity)
+        self.position_quantity.set({"side": "short"}, snap.short.quantity)
+        self.throttle.set({}, snap.throttle)
+        for state in TradingState:
+            self.trading_state.set({"state": state.value}, int(snap.trading_state == state))
+        for regime in {*KNOWN_REGIMES, snap.regime}:
+            self.regime.set({"regime": regime}, int(snap.regime == regime))
+        self.mid_price.set({}, _or_nan(snap.mid_price))
+        self.funding_scale.set({"side": "long"}, snap.funding_scale_long)
+        self.funding_scale.set({"side": "short"}, snap.funding_scale_short)
+
+        c = snap.counters
+        self.bars.set({}, c.bars_processed)
+        self.orders_submitted.set({"side": "buy"}, c.orders_submitted_buy)
+        self.orders_submitted.set({"side": "sell"}, c.orders_submitted_sell)
+        self.orders_cancelled.set({}, c.orders_cancelled)
+        self.orders_rejected.set({}, c.orders_rejected)
+        self.orders_denied.set({}, c.orders_denied)
+        self.fills.set({"side": "buy", "liquidity": "maker"}, c.fills_buy_maker)
+        self.fills.set({"side": "buy", "liquidity": "taker"}, c.fills_buy_taker)
+        self.fills.set({"side": "sell", "liquidity": "maker"}, c.fills_sell_maker)
+        self.fills.set({"side": "sell", "liquidity": "taker"}, c.fills_sell_taker)
+        self.funding_payments.set({}, c.funding_payments)
+        self.funding_paid.set({}, c.funding_paid_usdt)
+        self.flattens.set({}, c.flattens)
+        self.recenters.set({}, c.recenters)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.api_requests.inc({"route": route, "method": method, "status": str(status)})
+        self.api_duration.observe({"route": route, "method": method}, seconds)
+
+    def set_loop_lag(self, seconds: float) -> None:
+        self.loop_lag.set({}, seconds)
+
+    def render(self, accept_header: str | None) -> tuple[bytes, str]:
+        """Prometheus text exposition of the registry, and its Content-Type."""
+        accepts = [accept_header] if accept_header else []
+        body, headers = render(self.registry, accepts)
+        return body, headers["Content-Type"]
+
+
+def _dist_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "unknown"

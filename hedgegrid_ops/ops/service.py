@@ -1,0 +1,186 @@
+"""Lifecycle of the operations layer on the node's event loop.
+
+``OpsService`` binds the API listener (and the Prometheus listener unless
+disabled), subscribes the metrics to the snapshot store, starts the command
+consumer and a loop-lag probe. Everything runs on the loop it was started on;
+nothing here blocks it. ``start`` fails with one readable sentence
+(``OpsStartError``) so the runner can print it and exit instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from hedgegrid_ops.logs import get_logger
+from hedgegrid_ops.ops.audit import command_audit_sink
+from hedgegrid_ops.ops.bridge import CommandBus
+from hedgegrid_ops.ops.context import OpsContext
+from hedgegrid_ops.ops.metrics import OpsMetrics
+from hedgegrid_ops.ops.server import build_api_app, build_metrics_app
+from hedgegrid_ops.ops.settings import OpsSettings
+from hedgegrid_ops.snapshot import SnapshotStore
+
+LAG_INTERVAL = 0.5
+
+
+class OpsStartError(Exception):
+    """The ops servers could not start; the message is one sentence for the operator."""
+
+
+def make_command_bus(settings: OpsSettings) -> CommandBus:
+    """The bus the runner should build: the settings' timeout and the audit log wired in."""
+    return CommandBus(timeout=settings.command_timeout, audit=command_audit_sink)
+
+
+def swagger_assets_dir() -> Path | None:
+    """Where the installed Swagger UI files are, or None when the package is missing."""
+    try:
+        import swagger_ui_bundle
+    except ImportError:
+        return None
+    path = Path(str(swagger_ui_bundle.swagger_ui_path))
+    return path if (path / "swagger-ui-bundle.js").is_file() else None
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> OpsStartError:
+    if exc.errno == errno.EADDRINUSE:
+        why = "address already in use"
+    elif exc.errno == errno.EACCES:
+        why = "permission denied"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = "address not available on this machine"
+    else:
+        why = (exc.strerror or str(exc)).lower()
+    return OpsStartError(f"cannot listen on {host}:{port}: {why}")
+
+
+async def _track_loop_lag(metrics: OpsMetrics) -> None:
+    """Sleep 0.5 s repeatedly; the overshoot is how long ready callbacks waited for the loop."""
+    loop = asyncio.get_running_loop()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(LAG_INTERVAL)
+        metrics.set_loop_lag(max(0.0, loop.time() - before - LAG_INTERVAL))
+
+
+class OpsService:
+    """The API and metrics listeners plus their background tasks, started and stopped as one."""
+
+    def __init__(
+        self,
+        settings: OpsSettings,
+        store: SnapshotStore,
+        bus: CommandBus,
+        node_running: Callable[[], bool],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus
+        self.metrics = OpsMetrics(settings.instrument_id)
+        self._ctx = OpsContext(
+            settings=settings,
+            store=store,
+            bus=bus,
+            metrics=self.metrics,
+            node_running=node_running,
+            swagger_dir=swagger_assets_dir(),
+        )
+        self._runners: list[web.AppRunner] = []
+        self._api_port: int | None = None
+        self._metrics_port: int | None = None
+        self._lag_task: asyncio.Task[None] | None = None
+        self._subscribed = False
+        self._started = False
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        s = self.settings
+        try:
+            self._api_port = await self._listen(build_api_app(self._ctx), s.api_port)
+            if s.prometheus_port != 0:
+                self._metrics_port = await self._listen(
+                    build_metrics_app(self._ctx), s.prometheus_port
+                )
+        except BaseException:
+            await self._cleanup_runners()
+            raise
+        if not self._subscribed:
+            self.store.subscribe(self.metrics.update)
+            self._subscribed = True
+        self.bus.start()
+        self._lag_task = asyncio.get_running_loop().create_task(
+            _track_loop_lag(self.metrics), name="hedgegrid-loop-lag"
+        )
+        self._started = True
+        get_logger("ops").info(
+            "ops_started",
+            api_url=self.api_url,
+            metrics_url=self.metrics_url,
+            auth=s.auth_enabled,
+            docs=self._ctx.swagger_dir is not None,
+        )
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag_task
+            self._lag_task = None
+        await self._cleanup_runners()
+        await self.bus.close()
+        get_logger("ops").info("ops_stopped")
+
+    @property
+    def api_port(self) -> int:
+        if self._api_port is None:
+            raise RuntimeError("the ops service is not started")
+        return self._api_port
+
+    @property
+    def metrics_port(self) -> int:
+        """The port that serves /metrics (the API port when the Prometheus listener is off)."""
+        return self._metrics_port if self._metrics_port is not None else self.api_port
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the control API, with the port actually bound."""
+        return _url(self.settings.host, self.api_port)
+
+    @property
+    def metrics_url(self) -> str:
+        """Full scrape URL (``.../metrics``) with the port actually bound."""
+        return f"{_url(self.settings.host, self.metrics_port)}/metrics"
+
+    async def _listen(self, app: web.Application, port: int) -> int:
+        host = self.settings.host
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        self._runners.append(runner)
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise _listen_error(host, port, exc) from exc
+        return int(runner.addresses[-1][1])
+
+    async def _cleanup_runners(self) -> None:
+        runners, self._runners = self._runners, []
+        for runner in reversed(runners):
+            await runner.cleanup()
+        self._api_port = None
+        self._metrics_port = None

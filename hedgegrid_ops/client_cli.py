@@ -1,0 +1,436 @@
+"""Client sub-commands: status, health, ladders, orders, start, stop, flatten, throttle.
+
+The operator's side of the control API, built on ``HedgeGridClient``. Output is a
+readable table by default and the server's JSON with ``--json``, so the same commands
+serve a person at a terminal and a script. Exit codes say who is at fault:
+
+* 0 - done; 1 - the server refused (its detail and error code are printed);
+* 3 - the server could not be reached (so a retry or a page may help);
+* ``health`` follows the Nagios plugin convention, like docs/examples/health_check.sh:
+  0 OK, 2 CRITICAL (not healthy, or the last bar is too old), 3 UNKNOWN (no usable answer).
+
+``cli.py`` owns the top-level parser; it calls ``add_client_commands`` to register these
+sub-commands and ``run_client_command`` to run the one chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from hedgegrid_ops.client import (
+    HealthResponse,
+    HedgeGridAPIError,
+    HedgeGridClient,
+    HedgeGridConnectionError,
+)
+
+__all__ = [
+    "CLIENT_COMMANDS",
+    "DEFAULT_URL",
+    "add_client_commands",
+    "evaluate_health",
+    "main",
+    "run_client_command",
+]
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_MAX_BAR_AGE = 120.0
+CLIENT_COMMANDS = ("status", "health", "ladders", "orders", "start", "stop", "flatten", "throttle")
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_CRITICAL = 2
+EXIT_UNKNOWN = 3
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def add_client_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register the client sub-commands on the program's sub-parsers."""
+    common = argparse.ArgumentParser(add_help=False)
+    conn = common.add_argument_group("connection")
+    conn.add_argument(
+        "--url",
+        default=None,
+        help=f"control API base URL (env HEDGEGRID_URL, default {DEFAULT_URL})",
+    )
+    conn.add_argument(
+        "--api-key",
+        default=None,
+        help="X-API-Key for protected routes (env HEDGEGRID_API_KEY)",
+    )
+    conn.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for an answer (default 10)"
+    )
+    common.add_argument(
+        "--json", dest="as_json", action="store_true", help="print the server's JSON as is"
+    )
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = subparsers.add_parser(name, parents=[common], help=help_text)
+        parser.set_defaults(client_command=name)
+        return parser
+
+    add("status", "positions, PnL, margin, funding and state")
+    health = add("health", "health check with Nagios exit codes (0 OK, 2 CRITICAL, 3 UNKNOWN)")
+    health.add_argument(
+        "--max-bar-age",
+        type=float,
+        default=DEFAULT_MAX_BAR_AGE,
+        help="CRITICAL when the last bar is older than this many seconds (default 120)",
+    )
+    add("ladders", "grid ladders as placed")
+    add("orders", "open orders (grid and exits)")
+    add("start", "start (or resume) trading")
+    add("stop", "pause trading: cancel grid orders, keep positions and exits")
+    flatten = add("flatten", "cancel orders and close positions at market")
+    flatten.add_argument(
+        "--side", required=True, choices=("long", "short", "both"), help="which side to close"
+    )
+    throttle = add("throttle", "set aggressiveness, 0.0 (passive) to 1.0 (aggressive)")
+    throttle.add_argument("value", type=float, help="new throttle, 0.0 to 1.0")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A parser with only the client commands (``python -m hedgegrid_ops.client_cli``)."""
+    parser = argparse.ArgumentParser(
+        prog="hedgegrid_ops", description="Control and inspect a running hedgegrid node."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_client_commands(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_client_command(args)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_client_command(
+    args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run the sub-command ``args.client_command``; returns the process exit code."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    url = args.url or os.environ.get("HEDGEGRID_URL") or DEFAULT_URL
+    api_key = args.api_key or os.environ.get("HEDGEGRID_API_KEY") or None
+    client = HedgeGridClient(url, api_key=api_key, timeout=args.timeout)
+    command: str = args.client_command
+
+    if command == "health":
+        return _run_health(client, args, out)
+
+    call, render = _COMMANDS[command]
+    try:
+        result = call(client, args)
+    except HedgeGridAPIError as exc:
+        print(f"error: {exc.detail} (HTTP {exc.status} {exc.error})", file=err)
+        return EXIT_REFUSED
+    except HedgeGridConnectionError as exc:
+        print(f"error: cannot reach {exc.url}: {exc.reason}", file=err)
+        return EXIT_UNKNOWN
+    if args.as_json:
+        print(json.dumps(result, indent=2, sort_keys=True), file=out)
+    else:
+        print(render(result), file=out)
+    return EXIT_OK
+
+
+def _run_health(client: HedgeGridClient, args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        health = client.get_health()
+    except HedgeGridConnectionError as exc:
+        print(f"UNKNOWN: cannot reach {exc.url}: {exc.reason}", file=out)
+        return EXIT_UNKNOWN
+    except HedgeGridAPIError as exc:  # wrong URL (404), auth proxy, HTML error page ...
+        print(f"UNKNOWN: unusable answer: {exc.detail} (HTTP {exc.status} {exc.error})", file=out)
+        return EXIT_UNKNOWN
+    code, message = evaluate_health(health, args.max_bar_age, time.time())
+    if args.as_json:
+        print(json.dumps(health, indent=2, sort_keys=True), file=out)
+    else:
+        print(message, file=out)
+    return code
+
+
+def evaluate_health(health: HealthResponse, max_bar_age: float, now: float) -> tuple[int, str]:
+    """Nagios verdict on a /health body: (exit code, one-line message).
+
+    The bar age is the server's ``bar_age_seconds`` when present (its clock did both
+    measurements), else ``now - last_bar`` on this machine's clock.
+    """
+    status = health.get("status")
+    if not isinstance(status, str):
+        return EXIT_UNKNOWN, "UNKNOWN: the health answer has no status"
+    state = health.get("trading_state", "unknown")
+    if status != "healthy":
+        reason = health.get("reason") or "no reason given"
+        return EXIT_CRITICAL, f"CRITICAL: strategy is {status} ({state}): {reason}"
+    last_bar = health.get("last_bar")
+    if last_bar is None:
+        return EXIT_CRITICAL, "CRITICAL: no bar processed yet"
+    age = health.get("bar_age_seconds")
+    if not isinstance(age, int | float):
+        age = now - float(last_bar)
+    age = max(0.0, float(age))
+    perf = f"| bar_age={age:.0f}s;;{max_bar_age:g};0"
+    if age > max_bar_age:
+        return (
+            EXIT_CRITICAL,
+            f"CRITICAL: no bar for {age:.0f}s (max {max_bar_age:g}s) {perf}",
+        )
+    return (
+        EXIT_OK,
+        f"OK: strategy healthy ({state}), last bar {age:.0f}s ago (max {max_bar_age:g}s) {perf}",
+    )
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if isinstance(value, bool) or value is None:
+        return "-" if value is None else str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _qty(value: Any) -> str:
+    """Quantities to 6 decimals without trailing zeros: 0.05, not 0.050000."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:,.6f}".rstrip("0").rstrip(".")
+    return _num(value)
+
+
+def _pct(value: Any, digits: int = 1) -> str:
+    return f"{value * 100:.{digits}f}%" if isinstance(value, int | float) else "-"
+
+
+def _when(ts: Any) -> str:
+    if not isinstance(ts, int | float):
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return "-"
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days}d"] if days else []
+    if days or hours:
+        parts.append(f"{hours}h")
+    parts += [f"{minutes}m", f"{secs}s"] if days or hours or minutes else [f"{secs}s"]
+    return " ".join(parts)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Plain-text table; columns whose cells all look numeric are right-aligned."""
+    body = [list(r) for r in rows]
+    widths = [len(h) for h in headers]
+    for row in body:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+
+    def numeric(i: int) -> bool:
+        cells = [r[i] for r in body if r[i] != "-"]
+        return bool(cells) and all(
+            c.replace(",", "").lstrip("-").replace(".", "", 1).isdigit() for c in cells
+        )
+
+    align = [numeric(i) for i in range(len(headers))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if right else c.ljust(w)
+            for c, w, right in zip(cells, widths, align, strict=True)
+        ).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, body)])
+
+
+def _pairs(items: Sequence[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in items)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in items)
+
+
+def render_status(s: dict[str, Any]) -> str:
+    pnl = s.get("pnl", {})
+    funding = s.get("funding", {})
+    state = str(s.get("trading_state", "-"))
+    if s.get("state_reason"):
+        state += f" ({s['state_reason']})"
+    overview = _pairs(
+        [
+            ("Instrument", str(s.get("instrument", "-"))),
+            ("Trading state", state),
+            ("Regime", str(s.get("regime", "-"))),
+            ("Throttle", _num(s.get("throttle"))),
+            ("Mid price", _num(s.get("mid_price"))),
+            ("Grid center", _num(s.get("grid_center"))),
+            ("Open orders", _num(s.get("open_orders"))),
+            ("Balance", f"{_num(s.get('balance_usdt'))} USDT"),
+            ("Equity", f"{_num(s.get('equity_usdt'))} USDT"),
+            ("Margin used", f"{_num(s.get('margin_used_usdt'))} USDT"),
+            ("Margin ratio", _pct(s.get("margin_ratio"))),
+            ("Maker ratio", _pct(s.get("maker_ratio"))),
+            ("Uptime", _duration(s.get("uptime"))),
+            ("Last bar", _when(s.get("last_bar"))),
+            ("As of", _when(s.get("timestamp"))),
+        ]
+    )
+    positions = s.get("positions", {})
+    pos_rows = []
+    for side in ("long", "short"):
+        p = positions.get(side, {})
+        pos_rows.append(
+            [
+                side.upper(),
+                _qty(p.get("quantity")),
+                _num(p.get("entry_price")),
+                _num(p.get("inventory_usdt")),
+                _num(p.get("unrealized_pnl")),
+            ]
+        )
+    pos_table = _table(
+        ["Side", "Quantity", "Entry price", "Inventory USDT", "Unrealized PnL"], pos_rows
+    )
+    pnl_line = (
+        f"PnL (USDT): realized {_num(pnl.get('realized'))}, "
+        f"unrealized {_num(pnl.get('unrealized'))}, total {_num(pnl.get('total'))}"
+    )
+    funding_line = (
+        f"Funding: rate {_pct(funding.get('rate'), 4)}, "
+        f"next {_when(funding.get('next_funding_time'))}, "
+        f"projected 1h cost {_num(funding.get('cost_1h_projected_usdt'))} USDT, "
+        f"scale long {_num(funding.get('scale_long'))} / short {_num(funding.get('scale_short'))}"
+    )
+    counters = s.get("counters") or {}
+    counters_line = textwrap.fill(
+        "Counters: "
+        + (", ".join(f"{k} {_num(v)}" for k, v in counters.items()) if counters else "-"),
+        width=100,
+        subsequent_indent="  ",
+    )
+    return "\n\n".join([overview, pos_table, pnl_line, funding_line, counters_line])
+
+
+def _ladder(title: str, rungs: Sequence[dict[str, Any]]) -> str:
+    if not rungs:
+        return f"{title}: no rungs"
+    rows = [
+        [
+            _num(r.get("rung")),
+            _num(r.get("price")),
+            _qty(r.get("qty")),
+            str(r.get("status", "-")),
+            str(r.get("client_order_id", "-")),
+        ]
+        for r in rungs
+    ]
+    return f"{title}:\n" + _table(["Rung", "Price", "Qty", "Status", "Client order id"], rows)
+
+
+def render_ladders(d: dict[str, Any]) -> str:
+    head = (
+        f"Mid price {_num(d.get('mid_price'))}, grid center {_num(d.get('grid_center'))}, "
+        f"throttle {_num(d.get('throttle'))}, as of {_when(d.get('timestamp'))}"
+    )
+    return "\n\n".join(
+        [
+            head,
+            _ladder("Long ladder", d.get("long_ladder", [])),
+            _ladder("Short ladder", d.get("short_ladder", [])),
+        ]
+    )
+
+
+def render_orders(d: dict[str, Any]) -> str:
+    orders = d.get("orders", [])
+    count = d.get("count", len(orders))
+    if not orders:
+        return f"no open orders (as of {_when(d.get('timestamp'))})"
+    rows = [
+        [
+            str(o.get("client_order_id", "-")),
+            str(o.get("side", "-")),
+            str(o.get("position_side", "-")),
+            str(o.get("role", "-")),
+            _num(o.get("rung")),
+            str(o.get("order_type", "-")),
+            _num(o.get("price")),
+            _num(o.get("trigger_price")),
+            _qty(o.get("quantity")),
+            _qty(o.get("filled_qty")),
+            str(o.get("status", "-")),
+        ]
+        for o in orders
+    ]
+    headers = ["Client order id", "Side", "Pos", "Role", "Rung", "Type", "Price"]
+    headers += ["Trigger", "Qty", "Filled", "Status"]
+    return _table(headers, rows) + f"\n\n{count} open order{'s' if count != 1 else ''}"
+
+
+def render_start(d: dict[str, Any]) -> str:
+    if d.get("status") == "already_running":
+        return f"already running (state {d.get('trading_state')})"
+    return f"started: {d.get('previous_state')} -> {d.get('trading_state')}"
+
+
+def render_stop(d: dict[str, Any]) -> str:
+    cancelled = d.get("cancelled_orders", 0)
+    if d.get("status") == "already_stopped":
+        return f"already stopped (state {d.get('trading_state')})"
+    return (
+        f"stopped: {d.get('previous_state')} -> {d.get('trading_state')}, "
+        f"cancelled {cancelled} order{'s' if cancelled != 1 else ''}"
+    )
+
+
+def render_flatten(d: dict[str, Any]) -> str:
+    closing = ", ".join(d.get("closing_positions") or []) or "none"
+    already = ", ".join(d.get("already_closing") or []) or "none"
+    return (
+        f"{d.get('status')} {d.get('side')}: cancelled {d.get('cancelled_orders', 0)} orders, "
+        f"closing {closing}, already closing {already}; state {d.get('trading_state')}"
+    )
+
+
+def render_throttle(d: dict[str, Any]) -> str:
+    if d.get("status") == "unchanged":
+        return f"throttle unchanged at {_num(d.get('new_throttle'))}"
+    return f"throttle updated: {_num(d.get('previous_throttle'))} -> {_num(d.get('new_throttle'))}"
+
+
+Call = Callable[[HedgeGridClient, argparse.Namespace], Any]
+Render = Callable[[dict[str, Any]], str]
+
+_COMMANDS: dict[str, tuple[Call, Render]] = {
+    "status": (lambda c, a: c.get_status(), render_status),
+    "ladders": (lambda c, a: c.get_ladders(), render_ladders),
+    "orders": (lambda c, a: c.get_orders(), render_orders),
+    "start": (lambda c, a: c.start(), render_start),
+    "stop": (lambda c, a: c.stop(), render_stop),
+    "flatten": (lambda c, a: c.flatten(a.side), render_flatten),
+    "throttle": (lambda c, a: c.set_throttle(a.value), render_throttle),
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Small generated fixtures for the test suite (never downloaded)."""

@@ -64,35 +64,85 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    run.add_argument("--strategy-config", type=Path, default=DEFAULT_STRATEGY,
-                     help="strategy YAML (grid, exits, regime, funding, throttle)")
-    run.add_argument("--venue-config", type=Path, default=DEFAULT_VENUE,
-                     help="venue YAML (account and simulated market)")
-    run.add_argument("--mode", choices=("paper", "live"), default="paper",
-                     help="paper trades the simulated market; live is not available yet")
-    run.add_argument("--duration", type=_positive, default=None,
-                     help="stop after this many wall seconds (default: until Ctrl-C / SIGTERM)")
-    run.add_argument("--speed", type=_positive, default=None,
-                     help="simulated minutes per wall second (overrides the venue config)")
-    run.add_argument("--seed", type=int, default=None,
-                     help="seed of the simulated market (overrides the venue config)")
-    run.add_argument("--replay", type=Path, default=None,
-                     help="replay a Binance kline CSV (public data dump format) instead of simulating")
-    run.add_argument("--log-dir", type=Path, default=Path("logs"),
-                     help="directory for trading.log, api_access.log, audit.log and Nautilus's log")
+    run.add_argument(
+        "--strategy-config",
+        type=Path,
+        default=DEFAULT_STRATEGY,
+        help="strategy YAML (grid, exits, regime, funding, throttle)",
+    )
+    run.add_argument(
+        "--venue-config",
+        type=Path,
+        default=DEFAULT_VENUE,
+        help="venue YAML (account and simulated market)",
+    )
+    run.add_argument(
+        "--mode",
+        choices=("paper", "live"),
+        default="paper",
+        help="paper trades the simulated market; live is not available yet",
+    )
+    run.add_argument(
+        "--duration",
+        type=_positive,
+        default=None,
+        help="stop after this many wall seconds (default: until Ctrl-C / SIGTERM)",
+    )
+    run.add_argument(
+        "--speed",
+        type=_positive,
+        default=None,
+        help="simulated minutes per wall second (overrides the venue config)",
+    )
+    run.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the simulated market (overrides the venue config)",
+    )
+    run.add_argument(
+        "--replay",
+        type=Path,
+        default=None,
+        help="replay a Binance kline CSV (public data dump format) instead of simulating",
+    )
+    run.add_argument(
+        "--log-dir",
+        type=Path,
+        default=Path("logs"),
+        help="directory for trading.log, api_access.log, audit.log and Nautilus's log",
+    )
     ops = run.add_argument_group("operations layer (HTTP control, /metrics, /health)")
-    ops.add_argument("--enable-ops", action="store_true",
-                     help="serve the control API, /metrics and /health on the node's event loop")
+    ops.add_argument(
+        "--enable-ops",
+        action="store_true",
+        help="serve the control API, /metrics and /health on the node's event loop",
+    )
     ops.add_argument("--host", default="127.0.0.1", help="address the listeners bind to")
-    ops.add_argument("--api-port", type=_port, default=8080,
-                     help="control API port (also serves /metrics and /health); 0 = any free port")
-    ops.add_argument("--prometheus-port", type=_port, default=9090,
-                     help="extra listener serving only /metrics and /health; 0 turns it off")
-    ops.add_argument("--api-key", default=None,
-                     help="require this X-API-Key on control routes (prefer the HEDGEGRID_API_KEY "
-                          "environment variable: flags are visible in ps)")
-    ops.add_argument("--max-bar-age", type=_positive, default=120.0,
-                     help="/health reports degraded when no bar was processed for this many seconds")
+    ops.add_argument(
+        "--api-port",
+        type=_port,
+        default=8080,
+        help="control API port (also serves /metrics and /health); 0 = any free port",
+    )
+    ops.add_argument(
+        "--prometheus-port",
+        type=_port,
+        default=9090,
+        help="extra listener serving only /metrics and /health; 0 turns it off",
+    )
+    ops.add_argument(
+        "--api-key",
+        default=None,
+        help="require this X-API-Key on control routes (prefer the HEDGEGRID_API_KEY "
+        "environment variable: flags are visible in ps)",
+    )
+    ops.add_argument(
+        "--max-bar-age",
+        type=_positive,
+        default=120.0,
+        help="/health reports degraded when no bar was processed for this many seconds",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,14 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="hedgegrid_ops: hedge-mode grid trading on NautilusTrader with an ops layer.",
     )
     parser.add_argument("--version", action="version", version=f"hedgegrid_ops {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                       parser_class=OneLineParser)
+    subparsers = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser
+    )
     _add_run(subparsers)
     add_client_commands(subparsers)
     return parser
 
 
-def _apply_market_overrides(venue: VenueConfig, args: argparse.Namespace, path: Path) -> VenueConfig:
+def _apply_market_overrides(
+    venue: VenueConfig, args: argparse.Namespace, path: Path
+) -> VenueConfig:
     overrides = {k: v for k, v in (("speed", args.speed), ("seed", args.seed)) if v is not None}
     if not overrides:
         return venue
@@ -130,8 +183,10 @@ def _fail(message: str) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.mode == "live":
-        return _fail("--mode live is not available yet: live Binance trading is not implemented; "
-                     "use --mode paper")
+        return _fail(
+            "--mode live is not available yet: live Binance trading is not implemented; "
+            "use --mode paper"
+        )
     try:
         strategy = load_strategy_config(args.strategy_config)
         venue = _apply_market_overrides(
@@ -173,10 +228,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_dir)
     log = get_logger("cli")
-    log.info("starting", mode=args.mode, seed=venue.market.seed, speed=venue.market.speed,
-             replay=str(args.replay) if args.replay else None, ops=bool(ops_settings))
-    options = RunOptions(strategy=strategy, venue=venue, log_dir=args.log_dir,
-                         duration=args.duration, replay=args.replay, ops=ops_settings)
+    log.info(
+        "starting",
+        mode=args.mode,
+        seed=venue.market.seed,
+        speed=venue.market.speed,
+        replay=str(args.replay) if args.replay else None,
+        ops=bool(ops_settings),
+    )
+    options = RunOptions(
+        strategy=strategy,
+        venue=venue,
+        log_dir=args.log_dir,
+        duration=args.duration,
+        replay=args.replay,
+        ops=ops_settings,
+    )
     try:
         result = run_paper(options)
     except OpsStartError as exc:

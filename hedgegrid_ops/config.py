@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
@@ -116,10 +116,7 @@ class VenueConfig(_Frozen):
     market: MarketSection
 
 
-C = TypeVar("C", bound=msgspec.Struct)
-
-
-def _load(path: Path, kind: type[C]) -> C:
+def _load[C: msgspec.Struct](path: Path, kind: type[C]) -> C:
     try:
         raw: Any = yaml.safe_load(path.read_text())
     except FileNotFoundError:

@@ -32,12 +32,15 @@ from nautilus_trader.model.identifiers import TraderId
 from hedgegrid_ops.config import StrategyConfig, VenueConfig
 from hedgegrid_ops.logs import get_logger
 from hedgegrid_ops.ops.bridge import CommandBus, LoopBridge
-from hedgegrid_ops.ops.service import OpsService
+from hedgegrid_ops.ops.service import OpsService, make_command_bus
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.snapshot import SnapshotStore, StrategySnapshot
 from hedgegrid_ops.strategy import HedgeGridV1
 from hedgegrid_ops.venues.sim.config import SimDataClientConfig
-from hedgegrid_ops.venues.sim.factories import SandboxLiveExecClientFactory, SimLiveDataClientFactory
+from hedgegrid_ops.venues.sim.factories import (
+    SandboxLiveExecClientFactory,
+    SimLiveDataClientFactory,
+)
 
 SIM_CLIENT_KEY = "SIM"
 
@@ -120,7 +123,7 @@ def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> Paper
     store = SnapshotStore(
         on_listener_error=lambda exc: log.error("snapshot_listener_failed", error=repr(exc))
     )
-    bus = CommandBus(timeout=options.ops.command_timeout if options.ops else 5.0)
+    bus = make_command_bus(options.ops) if options.ops is not None else CommandBus()
     bridge = LoopBridge(loop)
     node = TradingNode(config=node_config(options), loop=loop)
     node.add_data_client_factory(SIM_CLIENT_KEY, SimLiveDataClientFactory)
@@ -152,8 +155,9 @@ async def run_service(service: PaperService, duration: float | None) -> None:
     run_task = loop.create_task(service.node.run_async(), name="nautilus-node")
     waiter = loop.create_task(stop.wait())
     try:
-        done, _ = await asyncio.wait({run_task, waiter}, timeout=duration,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {run_task, waiter}, timeout=duration, return_when=asyncio.FIRST_COMPLETED
+        )
         if run_task in done and run_task.exception() is not None:
             raise StartupError(f"the trading node failed: {run_task.exception()}")
         log.info("shutdown", reason="signal" if stop.is_set() else "duration elapsed")

@@ -15,6 +15,7 @@ cannot race with the bridge being closed at shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 import time
@@ -89,10 +90,8 @@ class CommandBus:
     async def close(self) -> None:
         if self._consumer is not None:
             self._consumer.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._consumer
-            except asyncio.CancelledError:
-                pass
             self._consumer = None
         while not self._queue.empty():
             cmd = self._queue.get_nowait()
@@ -153,10 +152,8 @@ class CommandBus:
 
     def _record(self, cmd: Command, outcome: str, result: dict[str, Any] | None) -> None:
         if self._audit is not None:
-            try:
+            with contextlib.suppress(Exception):  # a failing audit sink must not lose the answer
                 self._audit(cmd, outcome, result)
-            except Exception:  # an audit sink failure must not lose the command's answer
-                pass
 
 
 class LoopBridge:

@@ -83,4 +83,6 @@ def exits_of(
     tracked: Iterable[TrackedOrder], side: PositionSide, role: OrderRole
 ) -> list[TrackedOrder]:
     """Exit orders that still protect ``side`` (pending cancels excluded), oldest first."""
-    return [t for t in tracked if t.tag.side is side and t.tag.role is role and not t.pending_cancel]
+    return [
+        t for t in tracked if t.tag.side is side and t.tag.role is role and not t.pending_cancel
+    ]

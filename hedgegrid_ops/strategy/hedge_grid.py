@@ -28,6 +28,7 @@ from nautilus_trader.model.events import (
     OrderDenied,
     OrderEvent,
     OrderFilled,
+    OrderInitialized,
     OrderRejected,
     PositionClosed,
     PositionEvent,
@@ -105,7 +106,7 @@ class HedgeGridV1(Strategy):
         self._store = store
         self._loop_bridge = loop_bridge
         self._wall_clock = wall_clock
-        self._log = get_logger("strategy")
+        self._jlog = get_logger("strategy")
 
         self._base_params = GridParams(
             step_bps=config.grid.grid_step_bps,
@@ -143,6 +144,8 @@ class HedgeGridV1(Strategy):
         self._last_entry_px: dict[PositionSide, Decimal] = {}
         self._cancel_requested: set[str] = set()
         self._flattening: set[PositionSide] = set()
+        self._reconciling = False
+        self._reconcile_again = False
         self._seq = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -151,7 +154,7 @@ class HedgeGridV1(Strategy):
         self.instrument = self.cache.instrument(self.instrument_id)
         if self.instrument is None:
             self._set_state(TradingState.HALTED, f"instrument {self.instrument_id} not in cache")
-            self._log.error("instrument_missing", instrument=str(self.instrument_id))
+            self._jlog.error("instrument_missing", instrument=str(self.instrument_id))
             self._publish()
             return
         inst = self.instrument
@@ -170,7 +173,7 @@ class HedgeGridV1(Strategy):
         self.subscribe_quote_ticks(self.instrument_id)
         self.subscribe_mark_prices(self.instrument_id)
         self.subscribe_funding_rates(self.instrument_id)
-        self._log.info(
+        self._jlog.info(
             "strategy_started",
             instrument=str(self.instrument_id),
             throttle=self.throttle,
@@ -182,7 +185,7 @@ class HedgeGridV1(Strategy):
     def on_stop(self) -> None:
         cancelled = self._cancel(t for t in self._tracked() if t.tag.role is OrderRole.GRID)
         self._set_state(TradingState.HALTED, "node stopping")
-        self._log.info("strategy_stopped", cancelled_grid_orders=cancelled)
+        self._jlog.info("strategy_stopped", cancelled_grid_orders=cancelled)
         self._publish()
 
     # ------------------------------------------------------------------ market data
@@ -222,7 +225,7 @@ class HedgeGridV1(Strategy):
             self.funding.long_scale,
             self.funding.short_scale,
         ):
-            self._log.info(
+            self._jlog.info(
                 "funding_guard_step",
                 rate=self.funding_rate,
                 long_scale=decision.long_scale,
@@ -244,7 +247,7 @@ class HedgeGridV1(Strategy):
         tag = self._tag(event.client_order_id)
         if tag is not None and tag.role is OrderRole.GRID:
             self._last_entry_px[tag.side] = event.last_px.as_decimal()
-        self._log.info(
+        self._jlog.info(
             "order_filled",
             client_order_id=event.client_order_id.value,
             side=side_key,
@@ -256,7 +259,7 @@ class HedgeGridV1(Strategy):
 
     def on_order_rejected(self, event: OrderRejected) -> None:
         self.counters.orders_rejected += 1
-        self._log.warning(
+        self._jlog.warning(
             "order_rejected",
             client_order_id=event.client_order_id.value,
             reason=event.reason,
@@ -266,7 +269,7 @@ class HedgeGridV1(Strategy):
 
     def on_order_denied(self, event: OrderDenied) -> None:
         self.counters.orders_denied += 1
-        self._log.warning(
+        self._jlog.warning(
             "order_denied", client_order_id=event.client_order_id.value, reason=event.reason
         )
         self._on_flatten_order_failed(event.client_order_id, f"denied: {event.reason}")
@@ -280,7 +283,8 @@ class HedgeGridV1(Strategy):
             self._cancel_requested.discard(event.client_order_id.value)
         # A fill is followed by its position event: the position is not yet updated here,
         # so exits are reconciled (and the snapshot published) on that position event.
-        if isinstance(event, OrderFilled):
+        # OrderInitialized is raised inside submit_order, before the order is cached.
+        if isinstance(event, OrderFilled | OrderInitialized):
             return
         self._reconcile_exits()
         self._publish()
@@ -288,7 +292,7 @@ class HedgeGridV1(Strategy):
     def on_position_closed(self, event: PositionClosed) -> None:
         self.closed_realized_pnl += float(event.realized_pnl)
         side = self._side_of_position(event.position_id)
-        self._log.info(
+        self._jlog.info(
             "position_closed",
             position_id=event.position_id.value,
             realized_pnl=float(event.realized_pnl),
@@ -309,29 +313,47 @@ class HedgeGridV1(Strategy):
         if previous is TradingState.HALTED:
             raise CommandConflict(f"trading is halted ({self.state_reason}); restart the service")
         if previous is TradingState.FLATTENING:
-            raise CommandConflict("a flatten is in progress; start again once the positions are closed")
+            raise CommandConflict(
+                "a flatten is in progress; start again once the positions are closed"
+            )
         if previous in (TradingState.RUNNING, TradingState.STARTING):
-            return {"status": "already_running", "previous_state": previous.value,
-                    "trading_state": previous.value}
+            return {
+                "status": "already_running",
+                "previous_state": previous.value,
+                "trading_state": previous.value,
+            }
         self._set_state(TradingState.RUNNING, reason)
         self._sync_grid(fallback_mid=None)
         self._publish()
-        return {"status": "started", "previous_state": previous.value,
-                "trading_state": self.trading_state.value}
+        return {
+            "status": "started",
+            "previous_state": previous.value,
+            "trading_state": self.trading_state.value,
+        }
 
     def control_stop(self, reason: str) -> dict[str, Any]:
         previous = self.trading_state
         if previous in (TradingState.PAUSED, TradingState.FLATTENING, TradingState.HALTED):
-            return {"status": "already_stopped", "previous_state": previous.value,
-                    "trading_state": previous.value, "cancelled_orders": 0}
+            return {
+                "status": "already_stopped",
+                "previous_state": previous.value,
+                "trading_state": previous.value,
+                "cancelled_orders": 0,
+            }
         cancelled = self._pause(reason)
         self._publish()
-        return {"status": "stopped", "previous_state": previous.value,
-                "trading_state": self.trading_state.value, "cancelled_orders": cancelled}
+        return {
+            "status": "stopped",
+            "previous_state": previous.value,
+            "trading_state": self.trading_state.value,
+            "cancelled_orders": cancelled,
+        }
 
     def control_flatten(self, side: str, reason: str) -> dict[str, Any]:
         if self.trading_state is TradingState.HALTED:
-            raise CommandConflict(f"trading is halted ({self.state_reason}); nothing can be flattened")
+            raise CommandConflict(
+                f"trading is halted ({self.state_reason}); nothing can be flattened"
+            )
         sides = SIDES if side == "both" else (PositionSide(side.upper()),)
         cancelled = self._pause(reason)
         tracked = self._tracked()
@@ -354,23 +376,35 @@ class HedgeGridV1(Strategy):
             self._set_flatten_watchdog()
         else:
             self._set_state(TradingState.PAUSED, f"flattened; {reason}")
-        self._log.warning(
-            "flatten", side=side, cancelled_orders=cancelled, closing=closing, already_closing=already
+        self._jlog.warning(
+            "flatten",
+            side=side,
+            cancelled_orders=cancelled,
+            closing=closing,
+            already_closing=already,
         )
         self._publish()
-        return {"status": "flattening", "side": side, "cancelled_orders": cancelled,
-                "closing_positions": closing, "already_closing": already,
-                "trading_state": self.trading_state.value}
+        return {
+            "status": "flattening",
+            "side": side,
+            "cancelled_orders": cancelled,
+            "closing_positions": closing,
+            "already_closing": already,
+            "trading_state": self.trading_state.value,
+        }
 
     def control_set_throttle(self, throttle: float, reason: str) -> dict[str, Any]:
         if not 0.0 <= throttle <= 1.0:
             raise ValueError("throttle must be between 0.0 and 1.0")
         previous = self.throttle
         self.throttle = throttle
-        self._log.info("throttle_set", previous=previous, throttle=throttle, reason=reason)
+        self._jlog.info("throttle_set", previous=previous, throttle=throttle, reason=reason)
         self._publish()
-        return {"status": "updated" if throttle != previous else "unchanged",
-                "new_throttle": throttle, "previous_throttle": previous}
+        return {
+            "status": "updated" if throttle != previous else "unchanged",
+            "new_throttle": throttle,
+            "previous_throttle": previous,
+        }
 
     # ------------------------------------------------------------------ grid
 
@@ -400,7 +434,7 @@ class HedgeGridV1(Strategy):
                 if self.center is not None:
                     self.counters.recenters += 1
                 self.center = quantize_price(mid, self.rules.tick_size)
-                self._log.info("grid_recentered", center=float(self.center))
+                self._jlog.info("grid_recentered", center=float(self.center))
             ladder = build_ladder(self.center, self.desired_params(), self.rules)
             desired = [r for r in ladder.rungs() if not self._would_cross(r)]
         diff = diff_ladder(desired, grid_live_orders(tracked))
@@ -424,9 +458,28 @@ class HedgeGridV1(Strategy):
     # ------------------------------------------------------------------ exits
 
     def _reconcile_exits(self) -> None:
-        """Make the open exit quantity of each side equal that side's position quantity."""
+        """Make the open exit quantity of each side equal that side's position quantity.
+
+        Submitting or cancelling can deliver events synchronously (always in a
+        backtest), which call back in here; a nested call only marks the book
+        dirty and the outer call goes round again with fresh state.
+        """
         if self.rules is None or self.trading_state is TradingState.HALTED:
             return
+        if self._reconciling:
+            self._reconcile_again = True
+            return
+        self._reconciling = True
+        try:
+            for _ in range(10):
+                self._reconcile_again = False
+                self._reconcile_exits_once()
+                if not self._reconcile_again:
+                    break
+        finally:
+            self._reconciling = False
+
+    def _reconcile_exits_once(self) -> None:
         tracked = self._tracked()
         roles = [OrderRole.TAKE_PROFIT]
         if self.settings.exits.sl_steps is not None:
@@ -449,7 +502,9 @@ class HedgeGridV1(Strategy):
     ) -> None:
         assert self.rules is not None
         exits = exits_of(tracked, side, role)
-        trim = set(exits_to_trim(position_qty, [(t.order.client_order_id.value, t.leaves) for t in exits]))
+        trim = set(
+            exits_to_trim(position_qty, [(t.order.client_order_id.value, t.leaves) for t in exits])
+        )
         if trim:
             self._cancel(t for t in exits if t.order.client_order_id.value in trim)
             exits = [t for t in exits if t.order.client_order_id.value not in trim]
@@ -471,7 +526,7 @@ class HedgeGridV1(Strategy):
                 qty = Decimal(0)
         if qty <= 0 or not is_placeable(price, qty, self.rules):
             self.exit_shortfall_unplaceable[side] = shortfall
-            self._log.warning(
+            self._jlog.warning(
                 "exit_coverage_short",
                 side=side.value,
                 role=role.value,
@@ -486,9 +541,13 @@ class HedgeGridV1(Strategy):
         assert self.rules is not None
         step = self.desired_params().step_bps
         if role is OrderRole.TAKE_PROFIT:
-            return take_profit_price(side, entry, step, self.settings.exits.tp_steps, self.rules.tick_size)
+            return take_profit_price(
+                side, entry, step, self.settings.exits.tp_steps, self.rules.tick_size
+            )
         assert self.settings.exits.sl_steps is not None
-        return stop_loss_price(side, entry, step, self.settings.exits.sl_steps, self.rules.tick_size)
+        return stop_loss_price(
+            side, entry, step, self.settings.exits.sl_steps, self.rules.tick_size
+        )
 
     # ------------------------------------------------------------------ flatten
 
@@ -498,7 +557,7 @@ class HedgeGridV1(Strategy):
             return
         self._flattening.discard(tag.side)
         self._set_state(TradingState.PAUSED, f"flatten of {tag.side.value} failed ({why})")
-        self._log.error("flatten_failed", side=tag.side.value, detail=why)
+        self._jlog.error("flatten_failed", side=tag.side.value, detail=why)
 
     def _set_flatten_watchdog(self) -> None:
         """Report a flatten that has not completed in time (the timer fires on a Rust thread)."""
@@ -512,8 +571,10 @@ class HedgeGridV1(Strategy):
     def _flatten_watchdog(self, _event: Any) -> None:
         if self.trading_state is TradingState.FLATTENING and self._flattening:
             sides = ",".join(sorted(s.value for s in self._flattening))
-            self._log.error("flatten_incomplete", sides=sides, waited_s=FLATTEN_WATCHDOG_SECONDS)
-            self.state_reason = f"flatten of {sides} not confirmed after {FLATTEN_WATCHDOG_SECONDS:g}s"
+            self._jlog.error("flatten_incomplete", sides=sides, waited_s=FLATTEN_WATCHDOG_SECONDS)
+            self.state_reason = (
+                f"flatten of {sides} not confirmed after {FLATTEN_WATCHDOG_SECONDS:g}s"
+            )
             self._publish()
 
     # ------------------------------------------------------------------ order plumbing
@@ -531,7 +592,9 @@ class HedgeGridV1(Strategy):
         )
         self._send(order, rung.side)
 
-    def _submit_exit(self, side: PositionSide, role: OrderRole, price: Decimal, qty: Decimal) -> None:
+    def _submit_exit(
+        self, side: PositionSide, role: OrderRole, price: Decimal, qty: Decimal
+    ) -> None:
         assert self.instrument is not None
         level = 0
         quantity = Quantity(qty, self.instrument.size_precision)
@@ -623,7 +686,11 @@ class HedgeGridV1(Strategy):
         """Net funding our positions would pay over the next hour at the current rate."""
         long_n, short_n = (self._notional(s) for s in SIDES)
         return projected_funding_cost(
-            self.funding_rate, long_n, short_n, hours=1.0, interval_hours=self.funding_interval_hours
+            self.funding_rate,
+            long_n,
+            short_n,
+            hours=1.0,
+            interval_hours=self.funding_interval_hours,
         )
 
     def mid(self) -> Decimal | None:
@@ -655,12 +722,12 @@ class HedgeGridV1(Strategy):
         if long_n or short_n:
             self.counters.funding_payments += 1
             self.counters.funding_paid_usdt += paid
-            self._log.info("funding_settlement_estimated", rate=self.funding_rate, paid_usdt=paid)
+            self._jlog.info("funding_settlement_estimated", rate=self.funding_rate, paid_usdt=paid)
         self.next_funding_ns = None  # wait for the venue to announce the next one
 
     def _set_state(self, state: TradingState, reason: str) -> None:
         if state is not self.trading_state:
-            self._log.info(
+            self._jlog.info(
                 "trading_state", previous=self.trading_state.value, state=state.value, reason=reason
             )
         self.trading_state = state

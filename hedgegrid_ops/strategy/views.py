@@ -129,6 +129,8 @@ def build_snapshot(strategy: HedgeGridV1, tracked: list[TrackedOrder]) -> Strate
         counters=strategy.counters.freeze(),
         last_bar_time=strategy.last_bar_time,
         last_bar_event_time=(
-            strategy.last_bar_event_ns / NS_PER_S if strategy.last_bar_event_ns is not None else None
+            strategy.last_bar_event_ns / NS_PER_S
+            if strategy.last_bar_event_ns is not None
+            else None
         ),
     )

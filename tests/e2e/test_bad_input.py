@@ -15,7 +15,11 @@ pytestmark = pytest.mark.e2e
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         program("run", "--duration", "5", "--log-dir", str(tmp_path / "logs"), *args),
-        cwd=ROOT, env=program_env(), capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=program_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -30,11 +34,27 @@ def _write_variant(tmp_path: Path, source: Path, old: str, new: str) -> Path:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("  grid_levels_long: 6", "  grid_levels_long: 6\n  grid_levelz: 3", "grid: Object contains unknown field `grid_levelz`"),
-        ("  grid_levels_long: 6", "  grid_levels_long: six", "grid.grid_levels_long: Expected `int`, got `str`"),
-        ("  grid_step_bps: 15.0", "  grid_step_bps: -1.0", "grid.grid_step_bps: Expected `float` > 0"),
+        (
+            "  grid_levels_long: 6",
+            "  grid_levels_long: 6\n  grid_levelz: 3",
+            "grid: Object contains unknown field `grid_levelz`",
+        ),
+        (
+            "  grid_levels_long: 6",
+            "  grid_levels_long: six",
+            "grid.grid_levels_long: Expected `int`, got `str`",
+        ),
+        (
+            "  grid_step_bps: 15.0",
+            "  grid_step_bps: -1.0",
+            "grid.grid_step_bps: Expected `float` > 0",
+        ),
         ("  tp_steps: 1", "  tp_steps: 0", "exits.tp_steps: Expected `int` >= 1"),
-        ("  adx_trend_off: 18.0", "  adx_trend_off: 30.0", "regime: adx_trend_off must not exceed adx_trend_on"),
+        (
+            "  adx_trend_off: 18.0",
+            "  adx_trend_off: 30.0",
+            "regime: adx_trend_off must not exceed adx_trend_on",
+        ),
         ("grid:\n", "grid: [\n", "invalid YAML"),
     ],
 )
@@ -54,7 +74,11 @@ def test_bad_strategy_config(tmp_path: Path, old: str, new: str, expected: str) 
     [
         ("  leverage: 10", "  leverage: 0", "account.leverage: Expected `int` >= 1"),
         ("kind: sim", "kind: binance", "kind: Expected `str` matching"),
-        ("  seed: 7", "  seed: 7\n  colour: blue", "market: Object contains unknown field `colour`"),
+        (
+            "  seed: 7",
+            "  seed: 7\n  colour: blue",
+            "market: Object contains unknown field `colour`",
+        ),
     ],
 )
 def test_bad_venue_config(tmp_path: Path, old: str, new: str, expected: str) -> None:
@@ -93,10 +117,28 @@ def test_bad_flags(tmp_path: Path, args: tuple[str, ...], expected: str) -> None
 
 
 def test_help_explains_every_flag() -> None:
-    proc = subprocess.run(program("run", "--help"), cwd=ROOT, env=program_env(),
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        program("run", "--help"),
+        cwd=ROOT,
+        env=program_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0
-    for flag in ("--strategy-config", "--venue-config", "--mode", "--duration", "--speed",
-                 "--seed", "--replay", "--enable-ops", "--api-port", "--prometheus-port",
-                 "--host", "--api-key", "--max-bar-age"):
+    for flag in (
+        "--strategy-config",
+        "--venue-config",
+        "--mode",
+        "--duration",
+        "--speed",
+        "--seed",
+        "--replay",
+        "--enable-ops",
+        "--api-port",
+        "--prometheus-port",
+        "--host",
+        "--api-key",
+        "--max-bar-age",
+    ):
         assert flag in proc.stdout

@@ -25,7 +25,11 @@ def test_run_for_duration_trades_and_prints_summary(tmp_path: Path) -> None:
     log_dir = tmp_path / "logs"
     proc = subprocess.run(
         program("run", "--duration", "15", "--log-dir", str(log_dir)),
-        cwd=ROOT, env=program_env(), capture_output=True, text=True, timeout=90,
+        cwd=ROOT,
+        env=program_env(),
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = _last_json_line(proc.stdout)
@@ -50,7 +54,11 @@ def test_run_for_duration_trades_and_prints_summary(tmp_path: Path) -> None:
 def test_sigterm_stops_cleanly_within_5_seconds(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         program("run", "--log-dir", str(tmp_path / "logs")),
-        cwd=ROOT, env=program_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=program_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

@@ -43,17 +43,24 @@ class Observer:
             cover = sum(
                 o.quantity - o.filled_qty
                 for o in snap.orders
-                if o.position_side == side and o.role == "take_profit" and o.status != "PENDING_CANCEL"
+                if o.position_side == side
+                and o.role == "take_profit"
+                and o.status != "PENDING_CANCEL"
             )
             if abs(cover - state.quantity) > QTY_EPS:
                 self.violations.append(
                     f"#{self.snapshots} {side}: exits {cover} != position {state.quantity}"
                 )
-            exit_sides = {o.side for o in snap.orders if o.position_side == side and o.role != "grid"}
+            exit_sides = {
+                o.side for o in snap.orders if o.position_side == side and o.role != "grid"
+            }
             if exit_sides - {"SELL" if side == "LONG" else "BUY"}:
-                self.violations.append(f"#{self.snapshots} {side}: an exit would add to the position")
+                self.violations.append(
+                    f"#{self.snapshots} {side}: an exit would add to the position"
+                )
         slots = Counter(
-            (o.position_side, o.rung) for o in snap.orders
+            (o.position_side, o.rung)
+            for o in snap.orders
             if o.role == "grid" and o.status != "PENDING_CANCEL"
         )
         dupes = [slot for slot, n in slots.items() if n > 1]
@@ -80,7 +87,9 @@ def _run(minutes: int = MINUTES) -> tuple[Observer, dict]:
             "denials": [e for e in events if isinstance(e, OrderDenied)],
             "balance": float(account.balance_total()),
             "starting": run.starting_balance,
-            "fills": sum(1 for o in orders if o.status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED)),
+            "fills": sum(
+                1 for o in orders if o.status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED)
+            ),
             "sides": {o.side_string() for o in orders},
         }
     finally:

@@ -57,6 +57,7 @@ def run_backtest(
         fill_model=FillModel(random_seed=market.seed),
         fee_model=MakerTakerFeeModel(),
         bar_execution=False,
+        use_reduce_only=False,  # hedge mode: exits are bound to their position id (see node.py)
     )
     engine.add_instrument(make_btcusdt_perp())
     engine.add_data(
@@ -69,7 +70,7 @@ def run_backtest(
     )
     strategy = HedgeGridV1(
         strategy_config,
-        reduce_only_exits=True,
+        reduce_only_exits=False,
         store=store,
         wall_clock=lambda: engine.kernel.clock.timestamp(),
     )

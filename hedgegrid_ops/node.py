@@ -23,6 +23,7 @@ import orjson
 from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
 from nautilus_trader.config import (
     LiveExecEngineConfig,
+    LiveRiskEngineConfig,
     LoggingConfig,
     TradingNodeConfig,
 )
@@ -74,6 +75,12 @@ def node_config(options: RunOptions) -> TradingNodeConfig:
             log_colors=False,
         ),
         exec_engine=LiveExecEngineConfig(reconciliation=False),
+        # The simulated market runs `speed` minutes per wall second, so the order rate
+        # limit (Nautilus default 100/s) is scaled to stay the same per simulated second.
+        risk_engine=LiveRiskEngineConfig(
+            max_order_submit_rate=f"{max(100, int(100 * market.speed / 10))}/00:00:01",
+            max_order_modify_rate=f"{max(100, int(100 * market.speed / 10))}/00:00:01",
+        ),
         data_clients={
             SIM_CLIENT_KEY: SimDataClientConfig(
                 seed=market.seed,
@@ -95,7 +102,9 @@ def node_config(options: RunOptions) -> TradingNodeConfig:
                 bar_execution=False,
                 trade_execution=True,
                 use_position_ids=True,
-                use_reduce_only=True,
+                # Hedge mode as on Binance: exits are bound to their position id, not
+                # reduce-only (the Sandbox resizes reduce-only orders to the position).
+                use_reduce_only=False,
             )
         },
         timeout_connection=10.0,
@@ -129,7 +138,7 @@ def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> Paper
     node.add_data_client_factory(SIM_CLIENT_KEY, SimLiveDataClientFactory)
     node.add_exec_client_factory(options.venue.venue, SandboxLiveExecClientFactory)
     strategy = HedgeGridV1(
-        options.strategy, reduce_only_exits=True, store=store, loop_bridge=bridge
+        options.strategy, reduce_only_exits=False, store=store, loop_bridge=bridge
     )
     node.trader.add_strategy(strategy)
     node.build()

@@ -22,7 +22,7 @@ from typing import Any
 
 from nautilus_trader.config import StrategyConfig as NautilusStrategyConfig
 from nautilus_trader.model.data import Bar, BarType, FundingRateUpdate, MarkPriceUpdate, QuoteTick
-from nautilus_trader.model.enums import LiquiditySide, OrderSide, TimeInForce
+from nautilus_trader.model.enums import LiquiditySide, OrderSide, OrderStatus, TimeInForce
 from nautilus_trader.model.events import (
     OrderCanceled,
     OrderDenied,
@@ -500,42 +500,59 @@ class HedgeGridV1(Strategy):
         position_qty: Decimal,
         tracked: list[TrackedOrder],
     ) -> None:
+        """Trim or top up one side's exits of one role.
+
+        Two totals matter. *Protection* counts exits that are not being cancelled:
+        it must reach the position quantity. *Exposure* also counts exits with a
+        cancel or an amendment in flight, because the venue may still fill them:
+        it must never exceed the position, or an exit could flip it. So while any
+        exit of this side is pending cancel or update, nothing new is placed; the
+        venue's confirmation is the next event and we come back here.
+        """
         assert self.rules is not None
-        exits = exits_of(tracked, side, role)
+        mine = [t for t in tracked if t.tag.side is side and t.tag.role is role]
+        exits = exits_of(mine, side, role)
         trim = set(
             exits_to_trim(position_qty, [(t.order.client_order_id.value, t.leaves) for t in exits])
         )
         if trim:
             self._cancel(t for t in exits if t.order.client_order_id.value in trim)
-            exits = [t for t in exits if t.order.client_order_id.value not in trim]
+            return
+        if any(t.pending_cancel or t.order.status == OrderStatus.PENDING_UPDATE for t in mine):
+            return
         shortfall = exit_shortfall(position_qty, sum((t.leaves for t in exits), Decimal(0)))
         if shortfall <= 0 or position is None:
             self.exit_shortfall_unplaceable.pop(side, None)
             return
         entry = self._last_entry_px.get(side) or Decimal(str(position.avg_px_open))
         price = self._exit_price(side, role, entry)
-        qty = shortfall
-        if not is_placeable(price, qty, self.rules) and exits:
-            # Too small on its own (a partial fill): fold it into the newest exit instead.
-            newest = exits[-1]
-            price = newest.limit_price or Decimal(str(newest.order.trigger_price))
-            qty = newest.leaves + shortfall
-            if is_placeable(price, qty, self.rules):
-                self._cancel([newest])
-            else:
-                qty = Decimal(0)
-        if qty <= 0 or not is_placeable(price, qty, self.rules):
-            self.exit_shortfall_unplaceable[side] = shortfall
-            self._jlog.warning(
-                "exit_coverage_short",
-                side=side.value,
-                role=role.value,
-                shortfall=float(shortfall),
-                detail="below the venue minimum; covered once more quantity fills",
-            )
+        if is_placeable(price, shortfall, self.rules):
+            self.exit_shortfall_unplaceable.pop(side, None)
+            self._submit_exit(side, role, price, shortfall)
             return
-        self.exit_shortfall_unplaceable.pop(side, None)
-        self._submit_exit(side, role, price, qty)
+        if exits:
+            # Too small on its own (a partial fill): grow the newest exit in place, which
+            # the venue applies atomically, instead of cancel-and-replace.
+            newest = exits[-1].order
+            new_qty = newest.quantity.as_decimal() + shortfall
+            self.exit_shortfall_unplaceable.pop(side, None)
+            self._jlog.info(
+                "exit_enlarged",
+                client_order_id=newest.client_order_id.value,
+                qty=float(new_qty),
+                shortfall=float(shortfall),
+                position_qty=float(position_qty),
+            )
+            self.modify_order(newest, quantity=Quantity(new_qty, newest.quantity.precision))
+            return
+        self.exit_shortfall_unplaceable[side] = shortfall
+        self._jlog.warning(
+            "exit_coverage_short",
+            side=side.value,
+            role=role.value,
+            shortfall=float(shortfall),
+            detail="below the venue minimum; covered once more quantity fills",
+        )
 
     def _exit_price(self, side: PositionSide, role: OrderRole, entry: Decimal) -> Decimal:
         assert self.rules is not None
@@ -635,6 +652,15 @@ class HedgeGridV1(Strategy):
 
     def _send(self, order: Any, side: PositionSide) -> None:
         self.counters.add_submitted("buy" if order.side == OrderSide.BUY else "sell")
+        self._jlog.info(
+            "order_submitted",
+            client_order_id=order.client_order_id.value,
+            side=order.side_string(),
+            type=order.type_string(),
+            qty=float(order.quantity),
+            price=float(order.price) if order.has_price else None,
+            position_id=self.position_ids[side].value,
+        )
         self.submit_order(order, position_id=self.position_ids[side])
 
     def _cancel(self, orders: Any) -> int:

@@ -1,0 +1,93 @@
+"""Start the real service (``python -m hedgegrid_ops run --enable-ops``) for tests.
+
+The program binds ephemeral ports (``--api-port 0``) and logs the URLs it really
+listens on in its ``ops_listening`` line; this helper reads that line, so tests
+talk to the service over real sockets exactly as an operator would.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from tests.conftest import ROOT, program, program_env
+
+
+@dataclass
+class RunningService:
+    proc: subprocess.Popen[str]
+    api_url: str
+    metrics_url: str
+    log_dir: Path
+    lines: list[dict] = field(default_factory=list)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def _pump(proc: subprocess.Popen[str], sink: list[dict]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        try:
+            sink.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            sink.append({"event": "non_json_stdout", "line": line})
+
+
+@contextmanager
+def running_service(
+    tmp_path: Path, *extra: str, env: dict[str, str] | None = None, startup_timeout: float = 60.0
+) -> Iterator[RunningService]:
+    """Run the service on ephemeral ports until the block ends (then SIGTERM)."""
+    log_dir = tmp_path / "logs"
+    args = (
+        "run",
+        "--enable-ops",
+        "--api-port",
+        "0",
+        "--prometheus-port",
+        "0",
+        "--log-dir",
+        str(log_dir),
+        *extra,
+    )
+    proc = subprocess.Popen(
+        program(*args),
+        cwd=ROOT,
+        env=program_env(**(env or {})),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[dict] = []
+    threading.Thread(target=_pump, args=(proc, lines), daemon=True).start()
+    deadline = time.monotonic() + startup_timeout
+    listening = None
+    while listening is None:
+        listening = next((r for r in lines if r.get("event") == "ops_listening"), None)
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(
+                f"service did not start: {proc.stderr.read() if proc.stderr else ''}"
+            )
+        time.sleep(0.05)
+    service = RunningService(proc, listening["api"], listening["metrics"], log_dir, lines)
+    try:
+        yield service
+    finally:
+        service.stop()

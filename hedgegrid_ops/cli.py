@@ -198,10 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from hedgegrid_ops.venues.sim.replay import ReplayError, load_binance_klines
 
         try:
-            if not load_binance_klines(args.replay):
-                return _fail(f"--replay {args.replay}: the file holds no klines")
-        except FileNotFoundError:
-            return _fail(f"--replay {args.replay}: file not found")
+            load_binance_klines(args.replay)  # raises on a missing, empty or malformed file
         except ReplayError as exc:
             return _fail(f"--replay: {exc}")
     if args.seed is not None and args.seed < 0:

@@ -159,7 +159,15 @@ async def run_service(service: PaperService, duration: float | None) -> None:
 
     if service.ops is not None:
         await service.ops.start()  # raises OpsStartError before anything trades
-        log.info("ops_listening", api=service.ops.api_url, metrics=service.ops.metrics_url)
+        api = service.ops.api_url
+        log.info(
+            "ops_listening",
+            api=api,
+            metrics=service.ops.metrics_url,
+            health=f"{api}/health",
+            docs=f"{api}/docs",
+            auth="X-API-Key required" if service.ops.settings.api_key else "open (no API key set)",
+        )
 
     run_task = loop.create_task(service.node.run_async(), name="nautilus-node")
     waiter = loop.create_task(stop.wait())

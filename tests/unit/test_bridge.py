@@ -1,0 +1,94 @@
+"""The bridge's two hand-overs: foreign threads onto the loop, and commands through the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from hedgegrid_ops.ops.bridge import Action, CommandBus, CommandConflict, LoopBridge
+
+
+async def test_timer_thread_callback_runs_on_the_loop_thread() -> None:
+    loop = asyncio.get_running_loop()
+    bridge = LoopBridge(loop)
+    loop_thread = threading.get_ident()
+    seen: list[tuple[int, Any]] = []
+    done = asyncio.Event()
+
+    def handler(event: Any) -> None:
+        seen.append((threading.get_ident(), event))
+        done.set()
+
+    callback = bridge.wrap(handler)
+    worker = threading.Thread(target=callback, args=("tick",))  # like a Rust timer thread
+    worker.start()
+    worker.join()
+    await asyncio.wait_for(done.wait(), 2)
+    assert seen == [(loop_thread, "tick")]
+    assert worker.ident != loop_thread
+
+
+async def test_closed_bridge_drops_late_timer_callbacks() -> None:
+    loop = asyncio.get_running_loop()
+    bridge = LoopBridge(loop)
+    seen: list[Any] = []
+    bridge.close()
+    worker = threading.Thread(target=bridge.wrap(seen.append), args=("late",))
+    worker.start()
+    worker.join()
+    await asyncio.sleep(0.05)
+    assert seen == []
+
+
+class Recorder:
+    """A minimal real ControlTarget that records the order commands ran in."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.threads: set[int] = set()
+
+    def _record(self, name: str) -> dict[str, Any]:
+        self.calls.append(name)
+        self.threads.add(threading.get_ident())
+        return {"status": name}
+
+    def control_start(self, reason: str) -> dict[str, Any]:
+        return self._record("start")
+
+    def control_stop(self, reason: str) -> dict[str, Any]:
+        return self._record("stop")
+
+    def control_flatten(self, side: str, reason: str) -> dict[str, Any]:
+        if side == "none":
+            raise CommandConflict("nothing to flatten")
+        return self._record(f"flatten:{side}")
+
+    def control_set_throttle(self, throttle: float, reason: str) -> dict[str, Any]:
+        return self._record(f"throttle:{throttle}")
+
+
+async def test_commands_run_in_submission_order_on_the_loop_thread() -> None:
+    audit: list[tuple[str, str]] = []
+    bus = CommandBus(timeout=2, audit=lambda cmd, outcome, _r: audit.append((cmd.action, outcome)))
+    target = Recorder()
+    bus.attach(target)
+    bus.start()
+    try:
+        results = await asyncio.gather(
+            bus.submit(Action.STOP, {}, "a"),
+            bus.submit(Action.SET_THROTTLE, {"throttle": 0.25}, "b"),
+            bus.submit(Action.FLATTEN, {"side": "long"}, "c"),
+            bus.submit(Action.START, {}, "d"),
+        )
+        with pytest.raises(CommandConflict):
+            await bus.submit(Action.FLATTEN, {"side": "none"}, "e")
+    finally:
+        await bus.close()
+    assert [r["status"] for r in results] == ["stop", "throttle:0.25", "flatten:long", "start"]
+    assert target.calls == ["stop", "throttle:0.25", "flatten:long", "start"]
+    assert target.threads == {threading.get_ident()}
+    assert audit[-1] == (Action.FLATTEN, "conflict")
+    assert [o for _, o in audit[:4]] == ["ok"] * 4

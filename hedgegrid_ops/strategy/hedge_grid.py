@@ -25,6 +25,7 @@ from nautilus_trader.model.data import Bar, BarType, FundingRateUpdate, MarkPric
 from nautilus_trader.model.enums import LiquiditySide, OrderSide, OrderStatus, TimeInForce
 from nautilus_trader.model.events import (
     OrderCanceled,
+    OrderCancelRejected,
     OrderDenied,
     OrderEvent,
     OrderFilled,
@@ -71,7 +72,7 @@ from hedgegrid_ops.ops.bridge import CommandConflict, LoopBridge
 from hedgegrid_ops.snapshot import SnapshotStore, TradingState
 from hedgegrid_ops.strategy.book import TrackedOrder, exits_of, grid_live_orders, track
 from hedgegrid_ops.strategy.counters import MutableCounters
-from hedgegrid_ops.strategy.views import build_snapshot
+from hedgegrid_ops.strategy.views import build_snapshot, exact
 
 SIDES = (PositionSide.LONG, PositionSide.SHORT)
 ENTRY_SIDE = {PositionSide.LONG: OrderSide.BUY, PositionSide.SHORT: OrderSide.SELL}
@@ -251,8 +252,8 @@ class HedgeGridV1(Strategy):
             "order_filled",
             client_order_id=event.client_order_id.value,
             side=side_key,
-            price=float(event.last_px),
-            qty=float(event.last_qty),
+            price=exact(event.last_px),
+            qty=exact(event.last_qty),
             liquidity=liquidity,
             position_id=event.position_id.value if event.position_id else None,
         )
@@ -277,6 +278,15 @@ class HedgeGridV1(Strategy):
     def on_order_canceled(self, event: OrderCanceled) -> None:
         self.counters.orders_cancelled += 1
 
+    def on_order_cancel_rejected(self, event: OrderCancelRejected) -> None:
+        # The cancel reached the venue before the order did (or after it filled). Forget
+        # the request so the order counts as live again and the next diff or exit
+        # reconciliation can cancel it once more instead of leaving it orphaned.
+        self._cancel_requested.discard(event.client_order_id.value)
+        self._jlog.warning(
+            "cancel_rejected", client_order_id=event.client_order_id.value, reason=event.reason
+        )
+
     def on_order_event(self, event: OrderEvent) -> None:
         order = self.cache.order(event.client_order_id)
         if order is not None and order.is_closed:
@@ -290,12 +300,12 @@ class HedgeGridV1(Strategy):
         self._publish()
 
     def on_position_closed(self, event: PositionClosed) -> None:
-        self.closed_realized_pnl += float(event.realized_pnl)
+        self.closed_realized_pnl += exact(event.realized_pnl)
         side = self._side_of_position(event.position_id)
         self._jlog.info(
             "position_closed",
             position_id=event.position_id.value,
-            realized_pnl=float(event.realized_pnl),
+            realized_pnl=exact(event.realized_pnl),
         )
         if side is not None and side in self._flattening:
             self._flattening.discard(side)
@@ -657,8 +667,8 @@ class HedgeGridV1(Strategy):
             client_order_id=order.client_order_id.value,
             side=order.side_string(),
             type=order.type_string(),
-            qty=float(order.quantity),
-            price=float(order.price) if order.has_price else None,
+            qty=exact(order.quantity),
+            price=exact(order.price) if order.has_price else None,
             position_id=self.position_ids[side].value,
         )
         self.submit_order(order, position_id=self.position_ids[side])

@@ -8,7 +8,7 @@ values are consistent with each other at that instant.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nautilus_trader.model.currencies import USDT
 from nautilus_trader.model.identifiers import Venue
@@ -24,6 +24,15 @@ if TYPE_CHECKING:
 NS_PER_S = 1_000_000_000
 
 
+def exact(value: Any) -> float:
+    """A Nautilus Price/Quantity/Money as the float nearest its decimal value.
+
+    ``float(price)`` goes through a double with representation error
+    (60612.99999999999); operators should read the price the venue has.
+    """
+    return float(value.as_decimal())
+
+
 def _side_state(strategy: HedgeGridV1, side: PositionSide, ref: Decimal | None) -> SideState:
     position = strategy.open_position(side)
     if position is None:
@@ -32,7 +41,7 @@ def _side_state(strategy: HedgeGridV1, side: PositionSide, ref: Decimal | None) 
     unrealized = 0.0
     if ref is not None and strategy.instrument is not None:
         px = Price(ref, strategy.instrument.price_precision)
-        unrealized = float(position.unrealized_pnl(px))
+        unrealized = exact(position.unrealized_pnl(px))
     return SideState(
         quantity=float(qty),
         entry_price=float(position.avg_px_open),
@@ -51,10 +60,10 @@ def _order_view(t: TrackedOrder) -> OrderView:
         role=t.tag.role.value,
         rung=t.tag.level if t.tag.role is OrderRole.GRID else None,
         order_type=order.type_string(),
-        price=float(order.price) if order.has_price else None,
-        trigger_price=float(trigger) if trigger is not None else None,
-        quantity=float(order.quantity),
-        filled_qty=float(order.filled_qty),
+        price=exact(order.price) if order.has_price else None,
+        trigger_price=exact(trigger) if trigger is not None else None,
+        quantity=exact(order.quantity),
+        filled_qty=exact(order.filled_qty),
         status="PENDING_CANCEL" if t.pending_cancel else order.status_string(),
     )
 
@@ -63,8 +72,8 @@ def _ladder(tracked: list[TrackedOrder], side: PositionSide) -> tuple[RungView, 
     rungs = [
         RungView(
             rung=t.tag.level,
-            price=float(t.order.price),
-            qty=float(t.order.quantity),
+            price=exact(t.order.price),
+            qty=exact(t.order.quantity),
             client_order_id=t.order.client_order_id.value,
             status="PENDING_CANCEL" if t.pending_cancel else t.order.status_string(),
         )
@@ -85,14 +94,14 @@ def build_snapshot(strategy: HedgeGridV1, tracked: list[TrackedOrder]) -> Strate
     if account is not None:
         total = account.balance_total(USDT)
         locked = account.balance_locked(USDT)
-        balance = float(total) if total is not None else 0.0
-        margin_used = float(locked) if locked is not None else 0.0
+        balance = exact(total) if total is not None else 0.0
+        margin_used = exact(locked) if locked is not None else 0.0
     equity = balance + unrealized
 
     # Realized PnL comes from Nautilus's positions (commissions included): closed ones
     # were summed as their PositionClosed events arrived, open legs carry their own.
     open_realized = sum(
-        float(p.realized_pnl)
+        exact(p.realized_pnl)
         for s in (PositionSide.LONG, PositionSide.SHORT)
         if (p := strategy.open_position(s)) is not None and p.realized_pnl is not None
     )

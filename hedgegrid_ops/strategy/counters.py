@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import msgspec
 
 from hedgegrid_ops.snapshot import Counters
 
 
-@dataclass
 class MutableCounters:
-    bars_processed: int = 0
-    orders_submitted_buy: int = 0
-    orders_submitted_sell: int = 0
-    orders_cancelled: int = 0
-    orders_rejected: int = 0
-    orders_denied: int = 0
-    fills_buy_maker: int = 0
-    fills_buy_taker: int = 0
-    fills_sell_maker: int = 0
-    fills_sell_taker: int = 0
-    funding_payments: int = 0
-    funding_paid_usdt: float = 0.0
-    flattens: int = 0
-    recenters: int = 0
+    """Mutable twin of ``snapshot.Counters``: the field list is defined once, there."""
+
+    __slots__ = Counters.__struct_fields__
+
+    def __init__(self) -> None:
+        for name, value in msgspec.structs.asdict(Counters()).items():
+            setattr(self, name, value)
 
     def add_fill(self, side: str, liquidity: str) -> None:
         """Count one fill event; ``side`` is buy/sell, ``liquidity`` maker/taker."""
@@ -34,4 +26,4 @@ class MutableCounters:
         setattr(self, name, getattr(self, name) + 1)
 
     def freeze(self) -> Counters:
-        return Counters(**asdict(self))
+        return Counters(**{name: getattr(self, name) for name in self.__slots__})

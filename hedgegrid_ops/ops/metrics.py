@@ -114,10 +114,13 @@ class OpsMetrics:
         )
         self.fills = counter("hedgegrid_fills_total", "Fills by side and liquidity")
         self.funding_payments = counter(
-            "hedgegrid_funding_payments_total", "Funding payments settled"
+            "hedgegrid_funding_payments_total",
+            "Funding settlements our positions took part in (paper: estimated, not booked)",
         )
-        self.funding_paid = counter(
-            "hedgegrid_funding_paid_usdt_total", "Funding paid in USDT (received is negative)"
+        # A gauge, not a counter: received funding makes the running net go down.
+        self.funding_paid = gauge(
+            "hedgegrid_funding_paid_usdt",
+            "Net funding paid since start in USDT, received is negative (paper: estimated)",
         )
         self.flattens = counter("hedgegrid_flattens_total", "Flatten operations")
         self.recenters = counter("hedgegrid_recenters_total", "Grid re-centres")

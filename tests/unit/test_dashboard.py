@@ -60,7 +60,7 @@ EXTRA_METRICS = frozenset(
         "hedgegrid_orders_denied_total",
         "hedgegrid_fills_total",
         "hedgegrid_funding_payments_total",
-        "hedgegrid_funding_paid_usdt_total",
+        "hedgegrid_funding_paid_usdt",
         "hedgegrid_flattens_total",
         "hedgegrid_recenters_total",
         "hedgegrid_api_requests_total",

@@ -137,7 +137,7 @@ def test_counters_follow_the_snapshot_totals() -> None:
             expected = getattr(c, f"fills_{side}_{liquidity}")
             assert one(samples, "hedgegrid_fills_total", side=side, liquidity=liquidity) == expected
     assert one(samples, "hedgegrid_funding_payments_total") == c.funding_payments
-    assert one(samples, "hedgegrid_funding_paid_usdt_total") == c.funding_paid_usdt
+    assert one(samples, "hedgegrid_funding_paid_usdt") == c.funding_paid_usdt
     assert one(samples, "hedgegrid_flattens_total") == c.flattens
     assert one(samples, "hedgegrid_recenters_total") == c.recenters
     for name in ("hedgegrid_fills_total", "hedgegrid_bars_processed_total"):

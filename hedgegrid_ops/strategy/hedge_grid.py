@@ -367,7 +367,11 @@ class HedgeGridV1(Strategy):
         sides = SIDES if side == "both" else (PositionSide(side.upper()),)
         cancelled = self._pause(reason)
         tracked = self._tracked()
-        cancelled += self._cancel(t for t in tracked if t.tag.side in sides)
+        # A close already on its way (an earlier flatten) must not be cancelled: that
+        # could leave the position open while we report it as closing.
+        cancelled += self._cancel(
+            t for t in tracked if t.tag.side in sides and t.tag.role is not OrderRole.FLATTEN
+        )
         closing: list[str] = []
         already: list[str] = []
         for s in sides:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
 
 from nautilus_trader.config import StrategyConfig as NautilusStrategyConfig
 from nautilus_trader.model.data import Bar, BarType, FundingRateUpdate, MarkPriceUpdate, QuoteTick
-from nautilus_trader.model.enums import LiquiditySide, OrderSide, OrderStatus, TimeInForce
+from nautilus_trader.model.enums import LiquiditySide, OrderSide
 from nautilus_trader.model.events import (
+    OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,
     OrderDenied,
@@ -34,29 +34,18 @@ from nautilus_trader.model.events import (
     PositionClosed,
     PositionEvent,
 )
-from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId, PositionId
+from nautilus_trader.model.identifiers import InstrumentId, PositionId
 from nautilus_trader.model.instruments import Instrument
-from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.model.position import Position
 from nautilus_trader.trading.strategy import Strategy
 
 from hedgegrid_ops.config import StrategyConfig
 from hedgegrid_ops.grid.diff import diff_ladder
-from hedgegrid_ops.grid.exits import (
-    exit_shortfall,
-    exits_to_trim,
-    stop_loss_price,
-    take_profit_price,
-)
 from hedgegrid_ops.grid.funding import FundingDecision, funding_guard, projected_funding_cost
 from hedgegrid_ops.grid.ladder import build_ladder, needs_recenter
-from hedgegrid_ops.grid.order_ids import (
-    ParsedOrderId,
-    format_client_order_id,
-    parse_client_order_id,
-)
+from hedgegrid_ops.grid.order_ids import parse_client_order_id
 from hedgegrid_ops.grid.policy import apply_regime_policy, scale_levels
-from hedgegrid_ops.grid.quantize import is_placeable, quantize_price
+from hedgegrid_ops.grid.quantize import quantize_price
 from hedgegrid_ops.grid.regime import RegimeDetector
 from hedgegrid_ops.grid.throttle import apply_throttle
 from hedgegrid_ops.grid.types import (
@@ -68,20 +57,17 @@ from hedgegrid_ops.grid.types import (
     Rung,
 )
 from hedgegrid_ops.logs import get_logger
-from hedgegrid_ops.ops.bridge import CommandConflict, LoopBridge
+from hedgegrid_ops.ops.bridge import LoopBridge
 from hedgegrid_ops.snapshot import SnapshotStore, TradingState
-from hedgegrid_ops.strategy.book import TrackedOrder, exits_of, grid_live_orders, track
+from hedgegrid_ops.strategy.book import grid_live_orders
+from hedgegrid_ops.strategy.control import OperatorControl
 from hedgegrid_ops.strategy.counters import MutableCounters
+from hedgegrid_ops.strategy.exits import ExitKeeper
+from hedgegrid_ops.strategy.orders import SIDES, OrderPlumbing
 from hedgegrid_ops.strategy.views import build_snapshot, exact
 
-SIDES = (PositionSide.LONG, PositionSide.SHORT)
-ENTRY_SIDE = {PositionSide.LONG: OrderSide.BUY, PositionSide.SHORT: OrderSide.SELL}
-EXIT_SIDE = {PositionSide.LONG: OrderSide.SELL, PositionSide.SHORT: OrderSide.BUY}
-FLATTEN_WATCHDOG_SECONDS = 15.0
-NS_PER_S = 1_000_000_000
 
-
-class HedgeGridV1(Strategy):
+class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
     """Hedge-mode grid with take-profit coverage, regime and funding awareness, and ops control."""
 
     def __init__(
@@ -145,6 +131,8 @@ class HedgeGridV1(Strategy):
         self._last_entry_px: dict[PositionSide, Decimal] = {}
         self._cancel_requested: set[str] = set()
         self._flattening: set[PositionSide] = set()
+        self._close_failures: dict[PositionSide, int] = {}
+        self._cancel_on_accept: set[str] = set()
         self._reconciling = False
         self._reconcile_again = False
         self._seq = 0
@@ -237,6 +225,7 @@ class HedgeGridV1(Strategy):
         if self.trading_state is TradingState.STARTING:
             self._set_state(TradingState.RUNNING, "first bar received")
         self._sync_grid(fallback_mid=bar.close.as_decimal())
+        self._after_order_book_change()
         self._publish()
 
     # ------------------------------------------------------------------ order / position events
@@ -245,7 +234,7 @@ class HedgeGridV1(Strategy):
         side_key = "buy" if event.order_side == OrderSide.BUY else "sell"
         liquidity = "maker" if event.liquidity_side == LiquiditySide.MAKER else "taker"
         self.counters.add_fill(side_key, liquidity)
-        tag = self._tag(event.client_order_id)
+        tag = parse_client_order_id(event.client_order_id.value)
         if tag is not None and tag.role is OrderRole.GRID:
             self._last_entry_px[tag.side] = event.last_px.as_decimal()
         self._jlog.info(
@@ -258,6 +247,9 @@ class HedgeGridV1(Strategy):
             position_id=event.position_id.value if event.position_id else None,
         )
 
+    def on_order_accepted(self, event: OrderAccepted) -> None:
+        self._release_held_cancel(event)
+
     def on_order_rejected(self, event: OrderRejected) -> None:
         self.counters.orders_rejected += 1
         self._jlog.warning(
@@ -266,159 +258,44 @@ class HedgeGridV1(Strategy):
             reason=event.reason,
             due_post_only=event.due_post_only,
         )
-        self._on_flatten_order_failed(event.client_order_id, f"rejected: {event.reason}")
+        self._on_close_failed(event.client_order_id, f"rejected: {event.reason}")
 
     def on_order_denied(self, event: OrderDenied) -> None:
         self.counters.orders_denied += 1
         self._jlog.warning(
             "order_denied", client_order_id=event.client_order_id.value, reason=event.reason
         )
-        self._on_flatten_order_failed(event.client_order_id, f"denied: {event.reason}")
+        self._on_close_failed(event.client_order_id, f"denied: {event.reason}")
 
     def on_order_canceled(self, event: OrderCanceled) -> None:
         self.counters.orders_cancelled += 1
 
     def on_order_cancel_rejected(self, event: OrderCancelRejected) -> None:
-        # The cancel reached the venue before the order did (or after it filled). Forget
-        # the request so the order counts as live again and the next diff or exit
-        # reconciliation can cancel it once more instead of leaving it orphaned.
-        self._cancel_requested.discard(event.client_order_id.value)
-        self._jlog.warning(
-            "cancel_rejected", client_order_id=event.client_order_id.value, reason=event.reason
-        )
+        self._forget_cancel(event)
 
     def on_order_event(self, event: OrderEvent) -> None:
         order = self.cache.order(event.client_order_id)
         if order is not None and order.is_closed:
-            self._cancel_requested.discard(event.client_order_id.value)
+            self._order_closed(event.client_order_id)
         # A fill is followed by its position event: the position is not yet updated here,
         # so exits are reconciled (and the snapshot published) on that position event.
         # OrderInitialized is raised inside submit_order, before the order is cached.
         if isinstance(event, OrderFilled | OrderInitialized):
             return
-        self._reconcile_exits()
+        self._after_order_book_change()
         self._publish()
 
     def on_position_closed(self, event: PositionClosed) -> None:
         self.closed_realized_pnl += exact(event.realized_pnl)
-        side = self._side_of_position(event.position_id)
         self._jlog.info(
             "position_closed",
             position_id=event.position_id.value,
             realized_pnl=exact(event.realized_pnl),
         )
-        if side is not None and side in self._flattening:
-            self._flattening.discard(side)
-            if not self._flattening and self.trading_state is TradingState.FLATTENING:
-                self._set_state(TradingState.PAUSED, f"flattened; {self.state_reason}")
 
     def on_position_event(self, event: PositionEvent) -> None:
-        self._reconcile_exits()
+        self._after_order_book_change()
         self._publish()
-
-    # ------------------------------------------------------------------ control (via CommandBus)
-
-    def control_start(self, reason: str) -> dict[str, Any]:
-        previous = self.trading_state
-        if previous is TradingState.HALTED:
-            raise CommandConflict(f"trading is halted ({self.state_reason}); restart the service")
-        if previous is TradingState.FLATTENING:
-            raise CommandConflict(
-                "a flatten is in progress; start again once the positions are closed"
-            )
-        if previous in (TradingState.RUNNING, TradingState.STARTING):
-            return {
-                "status": "already_running",
-                "previous_state": previous.value,
-                "trading_state": previous.value,
-            }
-        self._set_state(TradingState.RUNNING, reason)
-        self._sync_grid(fallback_mid=None)
-        self._publish()
-        return {
-            "status": "started",
-            "previous_state": previous.value,
-            "trading_state": self.trading_state.value,
-        }
-
-    def control_stop(self, reason: str) -> dict[str, Any]:
-        previous = self.trading_state
-        if previous in (TradingState.PAUSED, TradingState.FLATTENING, TradingState.HALTED):
-            return {
-                "status": "already_stopped",
-                "previous_state": previous.value,
-                "trading_state": previous.value,
-                "cancelled_orders": 0,
-            }
-        cancelled = self._pause(reason)
-        self._publish()
-        return {
-            "status": "stopped",
-            "previous_state": previous.value,
-            "trading_state": self.trading_state.value,
-            "cancelled_orders": cancelled,
-        }
-
-    def control_flatten(self, side: str, reason: str) -> dict[str, Any]:
-        if self.trading_state is TradingState.HALTED:
-            raise CommandConflict(
-                f"trading is halted ({self.state_reason}); nothing can be flattened"
-            )
-        sides = SIDES if side == "both" else (PositionSide(side.upper()),)
-        cancelled = self._pause(reason)
-        tracked = self._tracked()
-        # A close already on its way (an earlier flatten) must not be cancelled: that
-        # could leave the position open while we report it as closing.
-        cancelled += self._cancel(
-            t for t in tracked if t.tag.side in sides and t.tag.role is not OrderRole.FLATTEN
-        )
-        closing: list[str] = []
-        already: list[str] = []
-        for s in sides:
-            if any(t.tag.side is s and t.tag.role is OrderRole.FLATTEN for t in tracked):
-                already.append(s.value)
-                continue
-            position = self.open_position(s)
-            if position is None:
-                continue
-            self._submit_flatten(s, position)
-            self._flattening.add(s)
-            closing.append(s.value)
-        self.counters.flattens += 1
-        if self._flattening:
-            self._set_state(TradingState.FLATTENING, reason)
-            self._set_flatten_watchdog()
-        else:
-            self._set_state(TradingState.PAUSED, f"flattened; {reason}")
-        self._jlog.warning(
-            "flatten",
-            side=side,
-            cancelled_orders=cancelled,
-            closing=closing,
-            already_closing=already,
-        )
-        self._publish()
-        return {
-            "status": "flattening",
-            "side": side,
-            "cancelled_orders": cancelled,
-            "closing_positions": closing,
-            "already_closing": already,
-            "trading_state": self.trading_state.value,
-        }
-
-    def control_set_throttle(self, throttle: float, reason: str) -> dict[str, Any]:
-        if not 0.0 <= throttle <= 1.0:
-            raise ValueError("throttle must be between 0.0 and 1.0")
-        previous = self.throttle
-        self.throttle = throttle
-        self._jlog.info("throttle_set", previous=previous, throttle=throttle, reason=reason)
-        self._publish()
-        return {
-            "status": "updated" if throttle != previous else "unchanged",
-            "new_throttle": throttle,
-            "previous_throttle": previous,
-        }
 
     # ------------------------------------------------------------------ grid
 
@@ -469,251 +346,13 @@ class HedgeGridV1(Strategy):
             self._set_state(TradingState.PAUSED, reason)
         return self._cancel(t for t in self._tracked() if t.tag.role is OrderRole.GRID)
 
-    # ------------------------------------------------------------------ exits
-
-    def _reconcile_exits(self) -> None:
-        """Make the open exit quantity of each side equal that side's position quantity.
-
-        Submitting or cancelling can deliver events synchronously (always in a
-        backtest), which call back in here; a nested call only marks the book
-        dirty and the outer call goes round again with fresh state.
-        """
-        if self.rules is None or self.trading_state is TradingState.HALTED:
-            return
-        if self._reconciling:
-            self._reconcile_again = True
-            return
-        self._reconciling = True
-        try:
-            for _ in range(10):
-                self._reconcile_again = False
-                self._reconcile_exits_once()
-                if not self._reconcile_again:
-                    break
-        finally:
-            self._reconciling = False
-
-    def _reconcile_exits_once(self) -> None:
-        tracked = self._tracked()
-        roles = [OrderRole.TAKE_PROFIT]
-        if self.settings.exits.sl_steps is not None:
-            roles.append(OrderRole.STOP_LOSS)
-        for side in SIDES:
-            if side in self._flattening:
-                continue  # its orders were cancelled and a market close is on its way
-            position = self.open_position(side)
-            position_qty = position.quantity.as_decimal() if position is not None else Decimal(0)
-            for role in roles:
-                self._reconcile_exit_role(side, role, position, position_qty, tracked)
-
-    def _reconcile_exit_role(
-        self,
-        side: PositionSide,
-        role: OrderRole,
-        position: Position | None,
-        position_qty: Decimal,
-        tracked: list[TrackedOrder],
-    ) -> None:
-        """Trim or top up one side's exits of one role.
-
-        Two totals matter. *Protection* counts exits that are not being cancelled:
-        it must reach the position quantity. *Exposure* also counts exits with a
-        cancel or an amendment in flight, because the venue may still fill them:
-        it must never exceed the position, or an exit could flip it. So while any
-        exit of this side is pending cancel or update, nothing new is placed; the
-        venue's confirmation is the next event and we come back here.
-        """
-        assert self.rules is not None
-        mine = [t for t in tracked if t.tag.side is side and t.tag.role is role]
-        exits = exits_of(mine, side, role)
-        trim = set(
-            exits_to_trim(position_qty, [(t.order.client_order_id.value, t.leaves) for t in exits])
-        )
-        if trim:
-            self._cancel(t for t in exits if t.order.client_order_id.value in trim)
-            return
-        if any(t.pending_cancel or t.order.status == OrderStatus.PENDING_UPDATE for t in mine):
-            return
-        shortfall = exit_shortfall(position_qty, sum((t.leaves for t in exits), Decimal(0)))
-        if shortfall <= 0 or position is None:
-            self.exit_shortfall_unplaceable.pop(side, None)
-            return
-        entry = self._last_entry_px.get(side) or Decimal(str(position.avg_px_open))
-        price = self._exit_price(side, role, entry)
-        if is_placeable(price, shortfall, self.rules):
-            self.exit_shortfall_unplaceable.pop(side, None)
-            self._submit_exit(side, role, price, shortfall)
-            return
-        if exits:
-            # Too small on its own (a partial fill): grow the newest exit in place, which
-            # the venue applies atomically, instead of cancel-and-replace.
-            newest = exits[-1].order
-            new_qty = newest.quantity.as_decimal() + shortfall
-            self.exit_shortfall_unplaceable.pop(side, None)
-            self._jlog.info(
-                "exit_enlarged",
-                client_order_id=newest.client_order_id.value,
-                qty=float(new_qty),
-                shortfall=float(shortfall),
-                position_qty=float(position_qty),
-            )
-            self.modify_order(newest, quantity=Quantity(new_qty, newest.quantity.precision))
-            return
-        self.exit_shortfall_unplaceable[side] = shortfall
-        self._jlog.warning(
-            "exit_coverage_short",
-            side=side.value,
-            role=role.value,
-            shortfall=float(shortfall),
-            detail="below the venue minimum; covered once more quantity fills",
-        )
-
-    def _exit_price(self, side: PositionSide, role: OrderRole, entry: Decimal) -> Decimal:
-        assert self.rules is not None
-        step = self.desired_params().step_bps
-        if role is OrderRole.TAKE_PROFIT:
-            return take_profit_price(
-                side, entry, step, self.settings.exits.tp_steps, self.rules.tick_size
-            )
-        assert self.settings.exits.sl_steps is not None
-        return stop_loss_price(
-            side, entry, step, self.settings.exits.sl_steps, self.rules.tick_size
-        )
-
-    # ------------------------------------------------------------------ flatten
-
-    def _on_flatten_order_failed(self, client_order_id: ClientOrderId, why: str) -> None:
-        tag = self._tag(client_order_id)
-        if tag is None or tag.role is not OrderRole.FLATTEN:
-            return
-        self._flattening.discard(tag.side)
-        self._set_state(TradingState.PAUSED, f"flatten of {tag.side.value} failed ({why})")
-        self._jlog.error("flatten_failed", side=tag.side.value, detail=why)
-
-    def _set_flatten_watchdog(self) -> None:
-        """Report a flatten that has not completed in time (the timer fires on a Rust thread)."""
-        name = f"flatten-watchdog-{self._next_seq()}"
-        handler = self._flatten_watchdog
-        callback = self._loop_bridge.wrap(handler) if self._loop_bridge is not None else handler
-        self.clock.set_time_alert_ns(
-            name, self.clock.timestamp_ns() + int(FLATTEN_WATCHDOG_SECONDS * NS_PER_S), callback
-        )
-
-    def _flatten_watchdog(self, _event: Any) -> None:
-        if self.trading_state is TradingState.FLATTENING and self._flattening:
-            sides = ",".join(sorted(s.value for s in self._flattening))
-            self._jlog.error("flatten_incomplete", sides=sides, waited_s=FLATTEN_WATCHDOG_SECONDS)
-            self.state_reason = (
-                f"flatten of {sides} not confirmed after {FLATTEN_WATCHDOG_SECONDS:g}s"
-            )
-            self._publish()
-
-    # ------------------------------------------------------------------ order plumbing
-
-    def _submit_grid(self, rung: Rung) -> None:
-        assert self.instrument is not None
-        order = self.order_factory.limit(
-            instrument_id=self.instrument_id,
-            order_side=ENTRY_SIDE[rung.side],
-            quantity=Quantity(rung.qty, self.instrument.size_precision),
-            price=Price(rung.price, self.instrument.price_precision),
-            time_in_force=TimeInForce.GTC,
-            post_only=True,
-            client_order_id=self._order_id(rung.side, OrderRole.GRID, rung.level),
-        )
-        self._send(order, rung.side)
-
-    def _submit_exit(
-        self, side: PositionSide, role: OrderRole, price: Decimal, qty: Decimal
-    ) -> None:
-        assert self.instrument is not None
-        level = 0
-        quantity = Quantity(qty, self.instrument.size_precision)
-        px = Price(price, self.instrument.price_precision)
-        cid = self._order_id(side, role, level)
-        if role is OrderRole.TAKE_PROFIT:
-            order = self.order_factory.limit(
-                instrument_id=self.instrument_id,
-                order_side=EXIT_SIDE[side],
-                quantity=quantity,
-                price=px,
-                time_in_force=TimeInForce.GTC,
-                reduce_only=self._reduce_only_exits,
-                client_order_id=cid,
-            )
-        else:
-            order = self.order_factory.stop_market(
-                instrument_id=self.instrument_id,
-                order_side=EXIT_SIDE[side],
-                quantity=quantity,
-                trigger_price=px,
-                time_in_force=TimeInForce.GTC,
-                reduce_only=self._reduce_only_exits,
-                client_order_id=cid,
-            )
-        self._send(order, side)
-
-    def _submit_flatten(self, side: PositionSide, position: Position) -> None:
-        order = self.order_factory.market(
-            instrument_id=self.instrument_id,
-            order_side=EXIT_SIDE[side],
-            quantity=position.quantity,
-            time_in_force=TimeInForce.GTC,
-            reduce_only=self._reduce_only_exits,
-            client_order_id=self._order_id(side, OrderRole.FLATTEN, 0),
-        )
-        self._send(order, side)
-
-    def _send(self, order: Any, side: PositionSide) -> None:
-        self.counters.add_submitted("buy" if order.side == OrderSide.BUY else "sell")
-        self._jlog.info(
-            "order_submitted",
-            client_order_id=order.client_order_id.value,
-            side=order.side_string(),
-            type=order.type_string(),
-            qty=exact(order.quantity),
-            price=exact(order.price) if order.has_price else None,
-            position_id=self.position_ids[side].value,
-        )
-        self.submit_order(order, position_id=self.position_ids[side])
-
-    def _cancel(self, orders: Any) -> int:
-        count = 0
-        for t in orders:
-            cid = t.order.client_order_id.value
-            if t.pending_cancel or cid in self._cancel_requested:
-                continue
-            self._cancel_requested.add(cid)
-            self.cancel_order(t.order)
-            count += 1
-        return count
-
-    def _order_id(self, side: PositionSide, role: OrderRole, level: int) -> ClientOrderId:
-        return ClientOrderId(format_client_order_id(side, role, level, self._next_seq()))
-
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
     # ------------------------------------------------------------------ state helpers
-
-    def _tracked(self) -> list[TrackedOrder]:
-        return track(self.cache.orders(strategy_id=self.id), self._cancel_requested)
-
-    def _tag(self, client_order_id: ClientOrderId) -> ParsedOrderId | None:
-        return parse_client_order_id(client_order_id.value)
 
     def open_position(self, side: PositionSide) -> Position | None:
         position = self.cache.position(self.position_ids[side])
         if position is None or position.is_closed:
             return None
         return position
-
-    def _side_of_position(self, position_id: PositionId) -> PositionSide | None:
-        for side, pid in self.position_ids.items():
-            if pid == position_id:
-                return side
-        return None
 
     @property
     def regime(self) -> Regime:

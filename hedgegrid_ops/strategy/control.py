@@ -87,7 +87,10 @@ class OperatorControl:
                 f"trading is halted ({self.state_reason}); nothing can be flattened"
             )
         sides = SIDES if side == "both" else (PositionSide(side.upper()),)
-        already = [s.value for s in sides if s in self._flattening]
+        # Legs whose close is already under way: a second flatten does not send another.
+        already = [
+            s.value for s in sides if s in self._flattening and self.open_position(s) is not None
+        ]
         cancelled = self._pause(reason)
         tracked = self._tracked()
         cancelled += self._cancel(
@@ -97,7 +100,7 @@ class OperatorControl:
         for s in sides:
             if s.value in already:
                 continue
-            if self.open_position(s) is not None:
+            if self.open_position(s) is not None and s not in self._flattening:
                 closing.append(s.value)
             self._start_flatten(s, reason)
         self.counters.flattens += 1

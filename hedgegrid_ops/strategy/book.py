@@ -36,16 +36,19 @@ class TrackedOrder:
         return self.order.price.as_decimal() if self.order.has_price else None
 
 
-def track(orders: Iterable[Order], cancel_requested: set[str]) -> list[TrackedOrder]:
+def track(
+    orders: Iterable[Order], cancel_requested: set[str], dead: set[str]
+) -> list[TrackedOrder]:
     """Our open and in-flight orders (anything not closed), oldest first.
 
     An order we asked to cancel counts as pending cancel from the moment we ask,
     not only once the venue acknowledges, so it never counts as protection or as
-    a rung that is still in place.
+    a rung that is still in place. ``dead`` orders are open in the cache but
+    unknown to the venue (see ``OrderPlumbing._forget_cancel``).
     """
     tracked: list[TrackedOrder] = []
     for order in orders:
-        if order.is_closed:
+        if order.is_closed or order.client_order_id.value in dead:
             continue
         tag = parse_client_order_id(order.client_order_id.value)
         if tag is None:

@@ -30,6 +30,7 @@ from hedgegrid_ops.strategy.orders import SIDES
 
 FLATTEN_WATCHDOG_SECONDS = 15.0
 MAX_CLOSE_FAILURES = 3
+CLOSE_PATIENCE_BARS = 2
 NS_PER_S = 1_000_000_000
 EXPECTED_NAUTILUS_SIDE = {
     PositionSide.LONG: NautilusPositionSide.LONG,
@@ -42,6 +43,8 @@ class OperatorControl:
 
     _flattening: set[PositionSide]
     _close_failures: dict[PositionSide, int]
+    _close_sent_bar: dict[str, int]
+    _flatten_since: dict[PositionSide, int]
 
     # ------------------------------------------------------------------ commands
 
@@ -129,6 +132,7 @@ class OperatorControl:
         if side in self._flattening:
             return
         self._flattening.add(side)
+        self._flatten_since[side] = self.clock.timestamp_ns()
         self._close_failures[side] = 0
         if self.trading_state is not TradingState.HALTED:
             self._set_state(TradingState.FLATTENING, reason)
@@ -139,10 +143,19 @@ class OperatorControl:
             mine = [t for t in tracked if t.tag.side is side]
             self._cancel(t for t in mine if t.tag.role is not OrderRole.FLATTEN)
             position = self.open_position(side)
-            closing = any(t.tag.role is OrderRole.FLATTEN for t in mine)
+            closes = [t for t in mine if t.tag.role is OrderRole.FLATTEN]
+            self._cancel(t for t in closes if self._close_is_stuck(t))
+            closing = bool(closes)
             if position is not None and not closing:
                 if self._close_failures.get(side, 0) >= MAX_CLOSE_FAILURES:
-                    self._give_up_flatten(side)
+                    self._give_up_flatten(side, f"failed {MAX_CLOSE_FAILURES} times")
+                    continue
+                if self._below_venue_minimum(position):
+                    self._give_up_flatten(
+                        side,
+                        f"left {position.quantity} below the venue's minimum order size; "
+                        "close it by hand",
+                    )
                     continue
                 self._submit_close(side, position)
             elif position is None and not mine:
@@ -151,6 +164,15 @@ class OperatorControl:
         if self.trading_state is TradingState.FLATTENING and not self._flattening:
             self._set_state(TradingState.PAUSED, f"flattened; {self.state_reason}")
 
+    def _close_is_stuck(self, close: TrackedOrder) -> bool:
+        """A close still open after two bars (a partial fill the book never completed).
+
+        Cancelling it lets the loop send a fresh close for whatever is left.
+        """
+        sent_at_bar = self._close_sent_bar.get(close.order.client_order_id.value)
+        bars = self.counters.bars_processed
+        return sent_at_bar is not None and bars - sent_at_bar >= CLOSE_PATIENCE_BARS
+
     def _on_close_failed(self, client_order_id: ClientOrderId, why: str) -> None:
         tag = parse_client_order_id(client_order_id.value)
         if tag is None or tag.role is not OrderRole.FLATTEN:
@@ -158,13 +180,18 @@ class OperatorControl:
         self._close_failures[tag.side] = self._close_failures.get(tag.side, 0) + 1
         self._jlog.error("close_failed", side=tag.side.value, detail=why)
 
-    def _give_up_flatten(self, side: PositionSide) -> None:
+    def _give_up_flatten(self, side: PositionSide, why: str) -> None:
         self._flattening.discard(side)
-        self._set_state(
-            TradingState.PAUSED,
-            f"flatten of {side.value} failed {MAX_CLOSE_FAILURES} times; position still open",
-        )
-        self._jlog.error("flatten_failed", side=side.value, attempts=MAX_CLOSE_FAILURES)
+        self._set_state(TradingState.PAUSED, f"flatten of {side.value} {why}")
+        self._jlog.error("flatten_failed", side=side.value, detail=why)
+
+    def _below_venue_minimum(self, position: Position) -> bool:
+        """A remainder the venue would refuse to trade (a sliver left by partial fills)."""
+        price = self.reference_price()
+        if self.rules is None or price is None:
+            return False
+        qty = position.quantity.as_decimal()
+        return qty < self.rules.min_qty or qty * price < self.rules.min_notional
 
     def _set_flatten_watchdog(self) -> None:
         """Report a flatten that has not completed in time (the timer fires on a Rust thread)."""
@@ -176,8 +203,11 @@ class OperatorControl:
         )
 
     def _flatten_watchdog(self, _event: Any) -> None:
-        if self.trading_state is TradingState.FLATTENING and self._flattening:
-            sides = ",".join(sorted(s.value for s in self._flattening))
+        """Flag legs still not flat a watchdog period after *their own* flatten began."""
+        deadline = self.clock.timestamp_ns() - int(FLATTEN_WATCHDOG_SECONDS * NS_PER_S) + 1
+        overdue = sorted(s.value for s in self._flattening if self._flatten_since[s] <= deadline)
+        if overdue and self.trading_state is TradingState.FLATTENING:
+            sides = ",".join(overdue)
             self._jlog.error("flatten_incomplete", sides=sides, waited_s=FLATTEN_WATCHDOG_SECONDS)
             self.state_reason = (
                 f"flatten of {sides} not confirmed after {FLATTEN_WATCHDOG_SECONDS:g}s"

@@ -132,6 +132,10 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
         self._cancel_requested: set[str] = set()
         self._flattening: set[PositionSide] = set()
         self._close_failures: dict[PositionSide, int] = {}
+        self._close_sent_bar: dict[str, int] = {}
+        self._flatten_since: dict[PositionSide, int] = {}
+        self._cancel_retry_bar: dict[str, int] = {}
+        self._dead_orders: set[str] = set()
         self._cancel_on_accept: set[str] = set()
         self._reconciling = False
         self._reconcile_again = False
@@ -195,6 +199,7 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
 
     def on_bar(self, bar: Bar) -> None:
         self.counters.bars_processed += 1
+        self._release_cancel_retries()
         self.last_bar_time = self._wall_clock()
         self.last_bar_event_ns = bar.ts_event
         self._regime.update(float(bar.high), float(bar.low), float(bar.close))
@@ -341,8 +346,11 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
         return self.bid is not None and rung.price <= self.bid
 
     def _pause(self, reason: str) -> int:
-        """Cancel grid orders (exits stay) and stop maintaining the grid."""
-        if self.trading_state is not TradingState.HALTED:
+        """Cancel grid orders (exits stay) and stop maintaining the grid.
+
+        A flatten under way keeps its state: it becomes PAUSED when the legs are flat.
+        """
+        if self.trading_state not in (TradingState.HALTED, TradingState.FLATTENING):
             self._set_state(TradingState.PAUSED, reason)
         return self._cancel(t for t in self._tracked() if t.tag.role is OrderRole.GRID)
 

@@ -12,10 +12,10 @@ the meantime the order already counts as pending cancel.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any
 
-from nautilus_trader.model.enums import OrderSide, OrderStatus, TimeInForce
+from nautilus_trader.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from nautilus_trader.model.enums import PositionSide as NautilusPositionSide
 from nautilus_trader.model.events import OrderAccepted, OrderCancelRejected
 from nautilus_trader.model.identifiers import ClientOrderId
@@ -23,6 +23,7 @@ from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.model.position import Position
 
 from hedgegrid_ops.grid.order_ids import format_client_order_id
+from hedgegrid_ops.grid.quantize import quantize_price
 from hedgegrid_ops.grid.types import OrderRole, PositionSide, Rung
 from hedgegrid_ops.strategy.book import TrackedOrder, track
 from hedgegrid_ops.strategy.views import exact
@@ -31,6 +32,8 @@ SIDES = (PositionSide.LONG, PositionSide.SHORT)
 ENTRY_SIDE = {PositionSide.LONG: OrderSide.BUY, PositionSide.SHORT: OrderSide.SELL}
 EXIT_SIDE = {PositionSide.LONG: OrderSide.SELL, PositionSide.SHORT: OrderSide.BUY}
 NOT_YET_AT_VENUE = (OrderStatus.INITIALIZED, OrderStatus.SUBMITTED)
+# How far through the reference price a close may trade (protects against an empty book).
+CLOSE_SLIPPAGE_BPS = 100
 
 
 class OrderPlumbing:
@@ -38,10 +41,14 @@ class OrderPlumbing:
 
     _cancel_requested: set[str]
     _cancel_on_accept: set[str]
+    _cancel_retry_bar: dict[str, int]
+    _dead_orders: set[str]
     _seq: int
 
     def _tracked(self) -> list[TrackedOrder]:
-        return track(self.cache.orders(strategy_id=self.id), self._cancel_requested)
+        return track(
+            self.cache.orders(strategy_id=self.id), self._cancel_requested, self._dead_orders
+        )
 
     def _submit_grid(self, rung: Rung) -> None:
         order = self.order_factory.limit(
@@ -74,22 +81,32 @@ class OrderPlumbing:
         self._send(order, side)
 
     def _submit_close(self, side: PositionSide, position: Position) -> None:
-        """Market-close what the leg really holds (its actual side, in case it flipped).
+        """Close what the leg really holds (its actual side, in case it flipped).
 
-        IOC: whatever the book cannot fill now is cancelled, and the flatten loop
-        sends a new close for the remainder instead of leaving a stuck order.
+        A marketable limit, immediate-or-cancel, priced ``CLOSE_SLIPPAGE_BPS``
+        through the reference price: it trades at once like a market order but
+        cannot sweep the book at any price, and whatever it cannot fill now is
+        cancelled by the venue, so the flatten loop sends a fresh close for the
+        rest instead of waiting on a half-filled order.
         """
-        closing_side = (
-            OrderSide.SELL if position.side == NautilusPositionSide.LONG else OrderSide.BUY
-        )
-        order = self.order_factory.market(
+        buying = position.side != NautilusPositionSide.LONG
+        reference = self.reference_price() or Decimal(str(position.avg_px_open))
+        slip = Decimal(CLOSE_SLIPPAGE_BPS) / Decimal(10_000)
+        limit = reference * (1 + slip) if buying else reference * (1 - slip)
+        rounding = ROUND_UP if buying else ROUND_DOWN
+        order = self.order_factory.limit(
             instrument_id=self.instrument_id,
-            order_side=closing_side,
+            order_side=OrderSide.BUY if buying else OrderSide.SELL,
             quantity=position.quantity,
+            price=Price(
+                quantize_price(limit, self.rules.tick_size, rounding),
+                self.instrument.price_precision,
+            ),
             time_in_force=TimeInForce.IOC,
             reduce_only=self._reduce_only_exits,
             client_order_id=self._order_id(side, OrderRole.FLATTEN, 0),
         )
+        self._close_sent_bar[order.client_order_id.value] = self.counters.bars_processed
         self._send(order, side)
 
     def _send(self, order: Any, side: PositionSide) -> None:
@@ -129,16 +146,37 @@ class OrderPlumbing:
                 self.cancel_order(order)
 
     def _forget_cancel(self, event: OrderCancelRejected) -> None:
-        """The venue refused the cancel: the order counts as live again, so the next
-        diff or reconciliation cancels it once more instead of leaving it orphaned."""
-        self._cancel_requested.discard(event.client_order_id.value)
-        self._jlog.warning(
-            "cancel_rejected", client_order_id=event.client_order_id.value, reason=event.reason
-        )
+        """The venue refused a cancel.
+
+        A market order the venue does not know (the unfilled rest of a partially
+        filled close) never rests in its book, so it is dead: stop counting it, and
+        the flatten loop sends a fresh close for what is left. Any other order
+        counts as live again from the next bar on, when the grid diff or the exit
+        reconciliation cancels it once more; retrying at once would ping-pong with
+        the venue on every event.
+        """
+        cid = event.client_order_id.value
+        order = self.cache.order(event.client_order_id)
+        if order is not None and order.order_type == OrderType.MARKET:
+            self._dead_orders.add(cid)
+        else:
+            self._cancel_retry_bar[cid] = self.counters.bars_processed + 1
+        self._jlog.warning("cancel_rejected", client_order_id=cid, reason=event.reason)
+
+    def _release_cancel_retries(self) -> None:
+        bar = self.counters.bars_processed
+        for cid, due in list(self._cancel_retry_bar.items()):
+            if bar >= due:
+                del self._cancel_retry_bar[cid]
+                self._cancel_requested.discard(cid)
 
     def _order_closed(self, client_order_id: ClientOrderId) -> None:
-        self._cancel_requested.discard(client_order_id.value)
-        self._cancel_on_accept.discard(client_order_id.value)
+        cid = client_order_id.value
+        self._cancel_requested.discard(cid)
+        self._cancel_on_accept.discard(cid)
+        self._dead_orders.discard(cid)
+        self._cancel_retry_bar.pop(cid, None)
+        self._close_sent_bar.pop(cid, None)
 
     def _order_id(self, side: PositionSide, role: OrderRole, level: int) -> ClientOrderId:
         return ClientOrderId(format_client_order_id(side, role, level, self._next_seq()))

@@ -25,25 +25,8 @@ import aiohttp
 import orjson
 from aioprometheus import Counter, Gauge, Registry, render
 
-INSTRUMENT = "BTCUSDT-PERP.BINANCE"
-# The operations guide's 15 metric names, copied from the spec (the contract), not from the code.
-SPEC_METRICS = (
-    "hedgegrid_long_inventory_usdt",
-    "hedgegrid_short_inventory_usdt",
-    "hedgegrid_net_inventory_usdt",
-    "hedgegrid_active_rungs_long",
-    "hedgegrid_active_rungs_short",
-    "hedgegrid_open_orders",
-    "hedgegrid_margin_ratio",
-    "hedgegrid_maker_ratio",
-    "hedgegrid_funding_rate_current",
-    "hedgegrid_funding_cost_1h_projected_usdt",
-    "hedgegrid_realized_pnl_usdt",
-    "hedgegrid_unrealized_pnl_usdt",
-    "hedgegrid_total_pnl_usdt",
-    "hedgegrid_uptime_seconds",
-    "hedgegrid_last_bar_timestamp",
-)
+from tests.spec_contract import INSTRUMENT, SPEC_METRICS
+
 COMMAND_ROUTES = {"/start": "start", "/stop": "stop", "/flatten": "flatten"}
 COMMAND_ROUTES["/set-throttle"] = "set_throttle"
 

@@ -19,29 +19,13 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.spec_contract import SPEC_METRICS
+
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "configs" / "grafana" / "hedgegrid_dashboard.json"
 
 # The operations guide's 15 gauges: the dashboard must show every one of them.
-SPEC_GAUGES = frozenset(
-    {
-        "hedgegrid_long_inventory_usdt",
-        "hedgegrid_short_inventory_usdt",
-        "hedgegrid_net_inventory_usdt",
-        "hedgegrid_active_rungs_long",
-        "hedgegrid_active_rungs_short",
-        "hedgegrid_open_orders",
-        "hedgegrid_margin_ratio",
-        "hedgegrid_maker_ratio",
-        "hedgegrid_funding_rate_current",
-        "hedgegrid_funding_cost_1h_projected_usdt",
-        "hedgegrid_realized_pnl_usdt",
-        "hedgegrid_unrealized_pnl_usdt",
-        "hedgegrid_total_pnl_usdt",
-        "hedgegrid_uptime_seconds",
-        "hedgegrid_last_bar_timestamp",
-    }
-)
+SPEC_GAUGES = frozenset(SPEC_METRICS)
 EXTRA_METRICS = frozenset(
     {
         "hedgegrid_balance_usdt",

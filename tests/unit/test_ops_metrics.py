@@ -16,26 +16,10 @@ import pytest
 import hedgegrid_ops
 from hedgegrid_ops.ops.metrics import OpsMetrics
 from hedgegrid_ops.snapshot import Counters, StrategySnapshot, TradingState
+from tests.spec_contract import INSTRUMENT, SPEC_METRICS
 from tests.unit.test_ops_support import API_KEY, make_snapshot, running_service
 
-INSTRUMENT = "BTCUSDT-PERP.BINANCE"
-SPEC_NAMES = [
-    "hedgegrid_long_inventory_usdt",
-    "hedgegrid_short_inventory_usdt",
-    "hedgegrid_net_inventory_usdt",
-    "hedgegrid_active_rungs_long",
-    "hedgegrid_active_rungs_short",
-    "hedgegrid_open_orders",
-    "hedgegrid_margin_ratio",
-    "hedgegrid_maker_ratio",
-    "hedgegrid_funding_rate_current",
-    "hedgegrid_funding_cost_1h_projected_usdt",
-    "hedgegrid_realized_pnl_usdt",
-    "hedgegrid_unrealized_pnl_usdt",
-    "hedgegrid_total_pnl_usdt",
-    "hedgegrid_uptime_seconds",
-    "hedgegrid_last_bar_timestamp",
-]
+SPEC_NAMES = list(SPEC_METRICS)
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"')
 

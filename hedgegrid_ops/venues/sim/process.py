@@ -116,6 +116,28 @@ def quote_around_trade(
     return trade_ticks, trade_ticks + spread_ticks
 
 
+def make_tick(
+    rng: random.Random,
+    ts_ns: int,
+    bid: int,
+    ask: int,
+    trade: int,
+    size_steps: int,
+    aggressor: Aggressor,
+) -> TickSample:
+    """One tick from integer tick/step units, with a random resting size on each side."""
+    return TickSample(
+        ts_ns=ts_ns,
+        bid=ticks_to_price(bid),
+        ask=ticks_to_price(ask),
+        bid_size=steps_to_size(rng.randint(200, 8000)),
+        ask_size=steps_to_size(rng.randint(200, 8000)),
+        trade_price=ticks_to_price(trade),
+        trade_size=steps_to_size(size_steps),
+        aggressor=aggressor,
+    )
+
+
 def tick_timestamps(open_ns: int, count: int) -> list[int]:
     """Spread ``count`` ticks strictly inside the minute.
 
@@ -261,18 +283,7 @@ class PriceProcess:
             size_steps = max(1, round(math.exp(rng.gauss(3.5, 0.9)) * params.size_scale))
             volume_steps += size_steps
             trade_ticks_path.append(trade)
-            ticks.append(
-                TickSample(
-                    ts_ns=ts,
-                    bid=ticks_to_price(bid),
-                    ask=ticks_to_price(ask),
-                    bid_size=steps_to_size(rng.randint(200, 8000)),
-                    ask_size=steps_to_size(rng.randint(200, 8000)),
-                    trade_price=ticks_to_price(trade),
-                    trade_size=steps_to_size(size_steps),
-                    aggressor=aggressor,
-                )
-            )
+            ticks.append(make_tick(rng, ts, bid, ask, trade, size_steps, aggressor))
 
         self._funding_rate += _FUNDING_ADJUST_PER_MINUTE * (
             params.funding_target - self._funding_rate

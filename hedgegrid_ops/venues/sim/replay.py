@@ -21,6 +21,7 @@ from hedgegrid_ops.venues.sim.process import (
     Aggressor,
     MinuteSample,
     TickSample,
+    make_tick,
     next_funding_ns,
     quote_around_trade,
     steps_to_size,
@@ -243,18 +244,7 @@ class ReplayProcess:
             if bid <= 0:
                 bid, ask = trade, trade + spread
             size_steps = max(1, base + (remainder if i == n - 1 else 0))
-            ticks.append(
-                TickSample(
-                    ts_ns=ts,
-                    bid=ticks_to_price(bid),
-                    ask=ticks_to_price(ask),
-                    bid_size=steps_to_size(rng.randint(200, 8000)),
-                    ask_size=steps_to_size(rng.randint(200, 8000)),
-                    trade_price=ticks_to_price(trade),
-                    trade_size=steps_to_size(size_steps),
-                    aggressor=aggressor,
-                )
-            )
+            ticks.append(make_tick(rng, ts, bid, ask, trade, size_steps, aggressor))
         last = ticks[-1]
         close_ns = kline.open_time_ns + MINUTE_NS
         return MinuteSample(

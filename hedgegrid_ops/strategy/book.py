@@ -7,6 +7,7 @@ reconciliation and the snapshot.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,6 +18,9 @@ from nautilus_trader.model.orders import Order
 from hedgegrid_ops.grid.diff import LiveOrder
 from hedgegrid_ops.grid.order_ids import ParsedOrderId, parse_client_order_id
 from hedgegrid_ops.grid.types import OrderRole, PositionSide
+
+# Every event looks at every open order's id; the parse of an id never changes.
+_parse_tag = functools.lru_cache(maxsize=4096)(parse_client_order_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +54,7 @@ def track(
     for order in orders:
         if order.is_closed or order.client_order_id.value in dead:
             continue
-        tag = parse_client_order_id(order.client_order_id.value)
+        tag = _parse_tag(order.client_order_id.value)
         if tag is None:
             continue
         pending = (

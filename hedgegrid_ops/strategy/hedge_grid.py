@@ -135,6 +135,7 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
         self._close_sent_bar: dict[str, int] = {}
         self._flatten_since: dict[PositionSide, int] = {}
         self._cancel_retry_bar: dict[str, int] = {}
+        self._active_ids: dict[str, None] = {}  # not-yet-closed orders, in submission order
         self._dead_orders: set[str] = set()
         self._cancel_on_accept: set[str] = set()
         self._reconciling = False
@@ -162,6 +163,10 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
         # sequence at the clock's milliseconds (the simulated clock in a backtest, so
         # backtests stay reproducible).
         self._seq = self.clock.timestamp_ns() // 1_000_000
+        # Orders already open for this strategy (a venue that reports them after a
+        # restart) are ours to track too.
+        for order in self.cache.orders_open(strategy_id=self.id):
+            self._active_ids[order.client_order_id.value] = None
         self.subscribe_bars(self.bar_type)
         self.subscribe_quote_ticks(self.instrument_id)
         self.subscribe_mark_prices(self.instrument_id)

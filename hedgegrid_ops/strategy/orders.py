@@ -41,13 +41,21 @@ class OrderPlumbing:
 
     _cancel_requested: set[str]
     _cancel_on_accept: set[str]
+    _active_ids: dict[str, None]
     _cancel_retry_bar: dict[str, int]
     _dead_orders: set[str]
     _seq: int
 
     def _tracked(self) -> list[TrackedOrder]:
+        """Our orders that are not closed, oldest first.
+
+        Looked up from the ids we keep in ``_active_ids`` (added on submit, removed
+        on close) so the cost follows the open orders, not the whole order history
+        of a long-running session.
+        """
+        orders = (self.cache.order(ClientOrderId(cid)) for cid in self._active_ids)
         return track(
-            self.cache.orders(strategy_id=self.id), self._cancel_requested, self._dead_orders
+            (o for o in orders if o is not None), self._cancel_requested, self._dead_orders
         )
 
     def _submit_grid(self, rung: Rung) -> None:
@@ -120,6 +128,7 @@ class OrderPlumbing:
             price=exact(order.price) if order.has_price else None,
             position_id=self.position_ids[side].value,
         )
+        self._active_ids[order.client_order_id.value] = None
         self.submit_order(order, position_id=self.position_ids[side])
 
     def _cancel(self, orders: Iterable[TrackedOrder]) -> int:
@@ -172,6 +181,7 @@ class OrderPlumbing:
 
     def _order_closed(self, client_order_id: ClientOrderId) -> None:
         cid = client_order_id.value
+        self._active_ids.pop(cid, None)
         self._cancel_requested.discard(cid)
         self._cancel_on_accept.discard(cid)
         self._dead_orders.discard(cid)

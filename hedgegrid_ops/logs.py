@@ -12,9 +12,11 @@ Streams:
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sys
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -73,10 +75,16 @@ class _StreamLogger:
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
 
 
-class _Setup:
+@dataclass
+class _LoggingState:
+    """What ``configure_logging`` opened, so it can be closed and reconfigured."""
+
     writer: LineWriter | None = None
-    files: list[IO[bytes]] = []
-    sinks: dict[str, tuple[IO[bytes], ...]] = {}
+    files: list[IO[bytes]] = field(default_factory=list)
+    sinks: dict[str, tuple[IO[bytes], ...]] = field(default_factory=dict)
+
+
+_Setup = _LoggingState()
 
 
 def _render_default(obj: Any) -> Any:
@@ -131,8 +139,6 @@ def shutdown_logging() -> None:
         _Setup.writer.close()
         _Setup.writer = None
     for f in _Setup.files:
-        try:
+        with contextlib.suppress(OSError):
             f.close()
-        except OSError:
-            pass
     _Setup.files = []

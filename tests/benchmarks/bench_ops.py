@@ -10,7 +10,8 @@ Speed is measured here, never asserted in tests. Two measurements:
    offline market at high speed; sequential and concurrent requests from a client
    in this process, timed end to end (loopback included).
 
-Prints one JSON object with the numbers.
+Prints one JSON object with the numbers. ``python -m tests.benchmarks.bench_ops [SPEED]``
+sets the simulated market's speed for the HTTP part (default 10, the shipped default).
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def _server_side(access_log: Path) -> dict[str, Any]:
     return {key: _percentiles(samples) for key, samples in sorted(by_route.items())}
 
 
-def bench_http(speed: str = "60") -> dict[str, Any]:
+def bench_http(speed: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, running_service(Path(tmp), "--speed", speed) as svc:
         time.sleep(3)  # let it trade so the snapshot has orders and positions
         client_side = asyncio.run(_http(svc.api_url))
@@ -139,7 +140,7 @@ def main() -> int:
     report = {
         "python": sys.version.split()[0],
         "snapshot": bench_snapshot_cost(),
-        "http": bench_http(),
+        "http": bench_http(sys.argv[1] if len(sys.argv) > 1 else "10"),
     }
     sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     return 0

@@ -158,16 +158,7 @@ async def run_service(service: PaperService, duration: float | None) -> None:
         loop.add_signal_handler(sig, stop.set)  # replaces the kernel's handlers: we own shutdown
 
     if service.ops is not None:
-        await service.ops.start()  # raises OpsStartError before anything trades
-        api = service.ops.api_url
-        log.info(
-            "ops_listening",
-            api=api,
-            metrics=service.ops.metrics_url,
-            health=f"{api}/health",
-            docs=f"{api}/docs",
-            auth="X-API-Key required" if service.ops.settings.api_key else "open (no API key set)",
-        )
+        await service.ops.start()  # raises OpsStartError before anything trades; logs the URLs
 
     run_task = loop.create_task(service.node.run_async(), name="nautilus-node")
     waiter = loop.create_task(stop.wait())

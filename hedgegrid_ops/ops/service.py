@@ -124,12 +124,14 @@ class OpsService:
             _track_loop_lag(self.metrics), name="hedgegrid-loop-lag"
         )
         self._started = True
+        api = self.api_url
         get_logger("ops").info(
-            "ops_started",
-            api_url=self.api_url,
-            metrics_url=self.metrics_url,
-            auth=s.auth_enabled,
-            docs=self._ctx.swagger_dir is not None,
+            "ops_listening",
+            api=api,
+            metrics=self.metrics_url,
+            health=f"{api}/health",
+            docs=f"{api}/docs" if self._ctx.swagger_dir is not None else None,
+            auth="X-API-Key required" if s.auth_enabled else "open (no API key set)",
         )
 
     async def stop(self) -> None:

@@ -173,17 +173,12 @@ class LoopBridge:
         return marshal
 
     def call(self, handler: Callable[[Any], None], event: Any) -> None:
+        """Schedule ``handler(event)`` on the loop (safe from any thread, the loop's own too)."""
         with self._lock:
             if not self._open or self._loop.is_closed():
                 return
-            if threading.get_ident() == self._loop_thread_id():
-                self._loop.call_soon(handler, event)
-            else:
-                self._loop.call_soon_threadsafe(handler, event)
+            self._loop.call_soon_threadsafe(handler, event)
 
     def close(self) -> None:
         with self._lock:
             self._open = False
-
-    def _loop_thread_id(self) -> int | None:
-        return getattr(self._loop, "_thread_id", None)

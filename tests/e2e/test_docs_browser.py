@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import html.parser
 import json
-import os
-import shutil
 import subprocess
 import urllib.parse
 import urllib.request
@@ -24,6 +22,7 @@ import orjson
 import pytest
 
 from tests.service import RunningService, running_service
+from tests.tools import require_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -43,16 +42,6 @@ CONTRACT_PATHS = frozenset(
         "/docs",
     }
 )
-
-
-def require_tool(*names: str) -> str:
-    for name in names:
-        path = shutil.which(name)
-        if path is not None:
-            return path
-    if os.environ.get("HEDGEGRID_REQUIRE_TOOLS") == "1":
-        pytest.fail(f"{names[0]} is required (HEDGEGRID_REQUIRE_TOOLS=1); run .ci/install-tools")
-    pytest.skip(f"{names[0]} not installed (apt-get install chromium, or .ci/install-tools)")
 
 
 class _Collector(html.parser.HTMLParser):

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import socket
 import subprocess
 import sys
@@ -47,6 +46,7 @@ import yaml
 from hedgegrid_ops.cli import build_parser
 from tests.conftest import ROOT, program, program_env
 from tests.service import RunningService, running_service
+from tests.tools import require_tool, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -135,13 +135,6 @@ SHELL_EXAMPLES = [e for e in EXAMPLES if not is_run_block(e.block)]
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def require_tool(name: str) -> None:
-    if shutil.which(name) is None:
-        if os.environ.get("HEDGEGRID_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"{name} is required (HEDGEGRID_REQUIRE_TOOLS=1); run .ci/install-tools")
-        pytest.skip(f"{name} not installed (.ci/install-tools installs it)")
 
 
 def tools_called(body: str) -> list[str]:
@@ -318,12 +311,7 @@ def run_prometheus_example(example: Example, node: Node) -> None:
         rules = yaml.safe_load((ROOT / "configs/prometheus/alerts.yml").read_text())
         assert loaded == {r["alert"] for g in rules["groups"] for r in g["rules"]}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def check_answer(example: Example, stdout: str) -> None:

@@ -9,7 +9,6 @@ skipped without them, failed without them under HEDGEGRID_REQUIRE_TOOLS=1.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -22,6 +21,7 @@ import pytest
 
 from tests.conftest import ROOT, program, program_env
 from tests.service import RunningService, running_service
+from tests.tools import require_tool
 
 pytestmark = pytest.mark.e2e
 
@@ -32,11 +32,8 @@ OK, CRITICAL, UNKNOWN = 0, 2, 3
 
 @pytest.fixture(autouse=True)
 def _tools() -> None:
-    missing = [t for t in ("bash", "curl", "jq") if shutil.which(t) is None]
-    if missing:
-        if os.environ.get("HEDGEGRID_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"{missing} required (HEDGEGRID_REQUIRE_TOOLS=1); run .ci/install-tools")
-        pytest.skip(f"{', '.join(missing)} not installed")
+    for tool in ("bash", "curl", "jq"):
+        require_tool(tool)
 
 
 @dataclass

@@ -15,9 +15,7 @@ HEDGEGRID_REQUIRE_TOOLS=1 (CI).
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -33,6 +31,7 @@ import pytest
 import yaml
 
 from tests.service import RunningService, running_service
+from tests.tools import require_tool, stop_process
 from tests.unit.test_dashboard import SPEC_GAUGES, all_exprs, concrete
 
 pytestmark = [pytest.mark.e2e, pytest.mark.prometheus]
@@ -52,15 +51,6 @@ SPEC_QUERIES = (
 STALE_BAR_ALERT = "(time() - hedgegrid_last_bar_timestamp) > 120"
 STALE_BAR_INNER = "time() - hedgegrid_last_bar_timestamp"
 SCRAPES_NEEDED = 4  # rate()/increase() need two samples in their window; margin for jitter
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("HEDGEGRID_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"{name} is required (HEDGEGRID_REQUIRE_TOOLS=1); run .ci/install-tools")
-        pytest.skip(f"{name} not installed (apt-get install prometheus, or .ci/install-tools)")
-    return path
 
 
 def free_port() -> int:
@@ -196,12 +186,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
             wait_for(rules_evaluated, 10, "every rule to be evaluated")
             yield prom
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
             log.close()
 
 

@@ -9,7 +9,6 @@ promtool is a system tool: without it these tests skip, unless HEDGEGRID_REQUIRE
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -18,6 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM_DIR = ROOT / "configs" / "prometheus"
@@ -43,12 +44,7 @@ EXTRA_ALERTS = {
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("HEDGEGRID_REQUIRE_TOOLS") == "1":
-            pytest.fail("promtool is required (HEDGEGRID_REQUIRE_TOOLS=1); run .ci/install-tools")
-        pytest.skip("promtool not installed (apt-get install prometheus, or .ci/install-tools)")
-    return path
+    return require_tool("promtool")
 
 
 def run_promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

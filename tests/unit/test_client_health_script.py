@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.tools import require_tool
 from tests.unit.test_client_fakes import FakeHedgeGrid, health_body, unused_port
 
 SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "examples" / "health_check.sh"
@@ -22,11 +22,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "examples" / "health_che
 
 @pytest.fixture(autouse=True)
 def _tools() -> None:
-    missing = [t for t in ("bash", "curl", "jq") if shutil.which(t) is None]
-    if missing:
-        if os.environ.get("HEDGEGRID_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"{missing} required (HEDGEGRID_REQUIRE_TOOLS=1); run .ci/install-tools")
-        pytest.skip(f"{', '.join(missing)} not installed")
+    for tool in ("bash", "curl", "jq"):
+        require_tool(tool)
 
 
 @dataclass

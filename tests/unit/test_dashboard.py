@@ -8,9 +8,7 @@ the metrics contract (docs/shared spec + the team's API/metrics contract) here.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 import yaml
 
 from tests.spec_contract import SPEC_METRICS
+from tests.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "configs" / "grafana" / "hedgegrid_dashboard.json"
@@ -250,12 +249,7 @@ def test_latency_panel_uses_histogram_quantile_on_buckets() -> None:
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("HEDGEGRID_REQUIRE_TOOLS") == "1":
-            pytest.fail("promtool is required (HEDGEGRID_REQUIRE_TOOLS=1); run .ci/install-tools")
-        pytest.skip("promtool not installed (apt-get install prometheus, or .ci/install-tools)")
-    return path
+    return require_tool("promtool")
 
 
 def concrete(expr: str) -> str:

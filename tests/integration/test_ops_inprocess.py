@@ -23,7 +23,6 @@ import contextlib
 import json
 import math
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,8 +30,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.child import emit_result, run_child
+
 ROOT = Path(__file__).resolve().parents[2]
-RESULT_PREFIX = "OPS_INPROCESS_RESULT "
 SPEED = 60.0
 STARTING_BALANCE = 10000.0
 
@@ -226,7 +226,7 @@ async def _scenario(log_dir: Path) -> dict[str, Any]:
 built: list[Any] = []
 
 
-def run_child(log_dir: Path) -> dict[str, Any]:
+def drive_node(log_dir: Path) -> dict[str, Any]:
     from hedgegrid_ops.logs import configure_logging, shutdown_logging
 
     configure_logging(log_dir, stdout=False)
@@ -244,18 +244,7 @@ def run_child(log_dir: Path) -> dict[str, Any]:
 
 def _run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run(
-            [sys.executable, "-m", "tests.integration.test_ops_inprocess", tmp],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-    assert proc.returncode == 0, proc.stderr[-4000:] + proc.stdout[-4000:]
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
-    assert len(lines) == 1, proc.stdout[-4000:]
-    return json.loads(lines[0].removeprefix(RESULT_PREFIX))
+        return run_child("tests.integration.test_ops_inprocess", tmp)
 
 
 def test_flatten_leaves_nautilus_flat_and_the_grid_paused_until_start() -> None:
@@ -321,5 +310,5 @@ def test_flatten_leaves_nautilus_flat_and_the_grid_paused_until_start() -> None:
 
 
 if __name__ == "__main__":  # the child: python -m tests.integration.test_ops_inprocess DIR
-    result = run_child(Path(sys.argv[1]))
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    result = drive_node(Path(sys.argv[1]))
+    emit_result(result)

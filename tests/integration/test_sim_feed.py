@@ -8,9 +8,6 @@ process, and ``node.dispose()`` must run after the node's loop has finished.
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,11 +35,11 @@ from hedgegrid_ops.venues.sim.factories import (
     SimLiveDataClientFactory,
 )
 from hedgegrid_ops.venues.sim.instrument import BAR_TYPE, SIM_INSTRUMENT_ID, SIM_VENUE
+from tests.child import emit_result, run_child
 
 RUN_SECONDS = 3.0
 SPEED = 60.0
 ROOT = Path(__file__).resolve().parents[2]
-RESULT_PREFIX = "SIM_FEED_RESULT "
 
 
 @dataclass
@@ -172,18 +169,7 @@ def run_probe() -> dict[str, Any]:
 def test_node_receives_every_simulated_type_and_fills() -> None:
     # Nautilus logging can be initialised once per process and a live node refuses
     # to bypass it, so the node gets a fresh interpreter of its own.
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.integration.test_sim_feed"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:] + proc.stdout[-4000:]
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    assert len(lines) == 1, proc.stdout[-4000:]
-    result = json.loads(lines[0].removeprefix(RESULT_PREFIX))
+    result = run_child("tests.integration.test_sim_feed", timeout=120)
 
     assert result["client_type"] == SimMarketDataClient.__name__
     counts = result["counts"]
@@ -203,4 +189,4 @@ def test_node_receives_every_simulated_type_and_fills() -> None:
 
 
 if __name__ == "__main__":
-    print(RESULT_PREFIX + json.dumps(run_probe()), flush=True)
+    emit_result(run_probe())

@@ -1,0 +1,38 @@
+"""Run a test module as a child interpreter and read back its one result line.
+
+Nautilus initialises its logging once per process and a live TradingNode refuses
+to bypass it, so a test that needs a live node in-process gets a fresh
+interpreter: the module runs the node (``python -m tests.<module> ARGS``), prints
+one ``RESULT <json>`` line, and the test asserts on the decoded result.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+from tests.conftest import ROOT
+
+RESULT_PREFIX = "HEDGEGRID_CHILD_RESULT "
+
+
+def emit_result(result: Any) -> None:
+    """Called by the child: print the result line the parent looks for."""
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def run_child(module: str, *args: str, timeout: float = 180) -> Any:
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:] + proc.stdout[-4000:]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
+    assert len(lines) == 1, proc.stdout[-4000:]
+    return json.loads(lines[0].removeprefix(RESULT_PREFIX))

@@ -7,6 +7,7 @@ values are consistent with each other at that instant.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +84,13 @@ def _ladder(tracked: list[TrackedOrder], side: PositionSide) -> tuple[RungView, 
     return tuple(sorted(rungs, key=lambda r: r.rung))
 
 
+def _margin_ratio(margin_used: float, equity: float) -> float:
+    """Margin in use as a share of equity; with equity gone, any margin is infinitely too much."""
+    if equity > 0:
+        return margin_used / equity
+    return math.inf if margin_used > 0 else 0.0
+
+
 def build_snapshot(strategy: HedgeGridV1, tracked: list[TrackedOrder]) -> StrategySnapshot:
     ref = strategy.reference_price()
     long_state = _side_state(strategy, PositionSide.LONG, ref)
@@ -125,7 +133,7 @@ def build_snapshot(strategy: HedgeGridV1, tracked: list[TrackedOrder]) -> Strate
         balance_usdt=balance,
         equity_usdt=equity,
         margin_used_usdt=margin_used,
-        margin_ratio=margin_used / equity if equity > 0 else 0.0,
+        margin_ratio=_margin_ratio(margin_used, equity),
         realized_pnl=strategy.closed_realized_pnl + open_realized,
         unrealized_pnl=unrealized,
         funding_rate=strategy.funding_rate,

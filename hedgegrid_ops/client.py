@@ -111,7 +111,7 @@ class StatusResponse(TypedDict):
     state_reason: str
     instrument: str
     positions: Positions
-    margin_ratio: float
+    margin_ratio: float | None  # None: margin in use with no equity left
     open_orders: int
     pnl: PnL
     timestamp: float

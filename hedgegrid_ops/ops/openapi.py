@@ -102,7 +102,7 @@ def _schemas() -> dict[str, Schema]:
                 "state_reason": {"type": "string"},
                 "instrument": {"type": "string"},
                 "positions": _obj({"long": _ref("SideState"), "short": _ref("SideState")}),
-                "margin_ratio": _num(),
+                "margin_ratio": _nullable_num(),  # null: margin in use with no equity left (+Inf)
                 "open_orders": {"type": "integer"},
                 "pnl": _obj({"realized": _num(), "unrealized": _num(), "total": _num()}),
                 "timestamp": _num(),

@@ -78,6 +78,11 @@ class CommandBus:
         self._ids = itertools.count(1)
         self._audit = audit
 
+    @property
+    def consumer_alive(self) -> bool:
+        """False once the consumer task has ended while the bus is open (commands would 504)."""
+        return self._consumer is None or not self._consumer.done()
+
     def attach(self, target: ControlTarget) -> None:
         self._target = target
 

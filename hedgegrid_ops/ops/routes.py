@@ -76,7 +76,11 @@ def _node_running(ctx: OpsContext) -> bool:
 async def health(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     verdict = health_view(
-        ctx.store.latest, _node_running(ctx), time.time(), ctx.settings.max_bar_age
+        ctx.store.latest,
+        _node_running(ctx),
+        time.time(),
+        ctx.settings.max_bar_age,
+        commands_alive=ctx.bus.consumer_alive,
     )
     return json_response(verdict.body, verdict.http_status)
 

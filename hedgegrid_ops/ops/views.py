@@ -120,7 +120,11 @@ class Health:
 
 
 def health_view(
-    snap: StrategySnapshot | None, node_running: bool, now: float, max_bar_age: float
+    snap: StrategySnapshot | None,
+    node_running: bool,
+    now: float,
+    max_bar_age: float,
+    commands_alive: bool = True,
 ) -> Health:
     """Judge liveness from the latest snapshot and the wall clock.
 
@@ -158,6 +162,10 @@ def health_view(
     if snap.trading_state == TradingState.HALTED:
         why = f": {snap.state_reason}" if snap.state_reason else ""
         return verdict("down", f"trading is halted{why}")
+    if not commands_alive:
+        return verdict(
+            "degraded", "the command consumer has stopped: control commands will time out"
+        )
     age = body["bar_age_seconds"]
     if age is None:
         return verdict("degraded", "no bar has been processed yet")

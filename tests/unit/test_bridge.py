@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hedgegrid_ops.ops.bridge import Action, CommandBus, CommandConflict, LoopBridge
+from hedgegrid_ops.ops.bridge import Action, CommandBus, CommandConflict, CommandTimeout, LoopBridge
 
 
 async def test_timer_thread_callback_runs_on_the_loop_thread() -> None:
@@ -92,3 +92,23 @@ async def test_commands_run_in_submission_order_on_the_loop_thread() -> None:
     assert target.threads == {threading.get_ident()}
     assert audit[-1] == (Action.FLATTEN, "conflict")
     assert [o for _, o in audit[:4]] == ["ok"] * 4
+
+
+async def test_a_dead_consumer_shows_in_health() -> None:
+    from hedgegrid_ops.ops.views import health_view
+    from tests.unit.test_ops_support import NeverAnswers, StateTarget, make_snapshot
+
+    bus = CommandBus(timeout=0.2)
+    bus.attach(StateTarget(fail_with=NeverAnswers()))
+    bus.start()
+    assert bus.consumer_alive
+    with pytest.raises(CommandTimeout):
+        await bus.submit(Action.STOP, {}, "a")
+    assert not bus.consumer_alive
+    snap = make_snapshot()
+    now = snap.last_bar_time or snap.timestamp
+    verdict = health_view(snap, True, now, 120.0, commands_alive=bus.consumer_alive)
+    assert verdict.http_status == 503
+    assert verdict.body["status"] == "degraded"
+    assert "command consumer" in verdict.body["reason"]
+    await bus.close()

@@ -41,6 +41,7 @@ class ExitKeeper:
 
     _reconciling: bool
     _reconcile_again: bool
+    _reported_shortfall: dict[tuple[PositionSide, OrderRole], Decimal]
 
     def _after_order_book_change(self) -> None:
         """Run the flatten loop and exit reconciliation until the book is stable.
@@ -105,12 +106,11 @@ class ExitKeeper:
             return
         shortfall = exit_shortfall(position_qty, sum((t.leaves for t in exits), Decimal(0)))
         if shortfall <= 0 or position is None:
-            self.exit_shortfall_unplaceable.pop(side, None)
+            self._reported_shortfall.pop((side, role), None)
             return
         entry = self._last_entry_px.get(side) or Decimal(str(position.avg_px_open))
         price = self._exit_price(side, role, entry)
         if is_placeable(price, shortfall, self.rules):
-            self.exit_shortfall_unplaceable.pop(side, None)
             self._submit_exit(side, role, price, shortfall)
             return
         if exits:
@@ -118,7 +118,6 @@ class ExitKeeper:
             # the venue applies atomically, instead of cancel-and-replace.
             newest = exits[-1].order
             new_qty = newest.quantity.as_decimal() + shortfall
-            self.exit_shortfall_unplaceable.pop(side, None)
             self._jlog.info(
                 "exit_enlarged",
                 client_order_id=newest.client_order_id.value,
@@ -128,14 +127,15 @@ class ExitKeeper:
             )
             self.modify_order(newest, quantity=Quantity(new_qty, newest.quantity.precision))
             return
-        self.exit_shortfall_unplaceable[side] = shortfall
-        self._jlog.warning(
-            "exit_coverage_short",
-            side=side.value,
-            role=role.value,
-            shortfall=float(shortfall),
-            detail="below the venue minimum; covered once more quantity fills",
-        )
+        if self._reported_shortfall.get((side, role)) != shortfall:  # once per new value
+            self._reported_shortfall[(side, role)] = shortfall
+            self._jlog.warning(
+                "exit_coverage_short",
+                side=side.value,
+                role=role.value,
+                shortfall=float(shortfall),
+                detail="below the venue minimum; covered once more quantity fills",
+            )
 
     def _exit_price(self, side: PositionSide, role: OrderRole, entry: Decimal) -> Decimal:
         step = self.desired_params().step_bps

@@ -127,7 +127,6 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
         self.last_bar_time: float | None = None
         self.last_bar_event_ns: int | None = None
         self.closed_realized_pnl = 0.0
-        self.exit_shortfall_unplaceable: dict[PositionSide, Decimal] = {}
         self._last_entry_px: dict[PositionSide, Decimal] = {}
         self._cancel_requested: set[str] = set()
         self._flattening: set[PositionSide] = set()
@@ -139,6 +138,7 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
         self._dead_orders: set[str] = set()
         self._cancel_on_accept: set[str] = set()
         self._reconciling = False
+        self._reported_shortfall: dict[tuple[PositionSide, OrderRole], Decimal] = {}
         self._reconcile_again = False
         self._seq = 0
 

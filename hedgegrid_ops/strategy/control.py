@@ -182,7 +182,9 @@ class OperatorControl:
 
     def _give_up_flatten(self, side: PositionSide, why: str) -> None:
         self._flattening.discard(side)
-        self._set_state(TradingState.PAUSED, f"flatten of {side.value} {why}")
+        # Another leg may still be closing: stay FLATTENING (no /start) until it is done.
+        state = TradingState.FLATTENING if self._flattening else TradingState.PAUSED
+        self._set_state(state, f"flatten of {side.value} {why}")
         self._jlog.error("flatten_failed", side=side.value, detail=why)
 
     def _below_venue_minimum(self, position: Position) -> bool:

@@ -30,6 +30,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
 bench: $(STAMP)
+	bash .ci/install-tools
+	$(PY) -m tests.benchmarks.bench_load
 	$(PY) -m tests.benchmarks.bench_ops
 
 lint: $(STAMP)

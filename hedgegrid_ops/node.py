@@ -32,7 +32,8 @@ from nautilus_trader.model.identifiers import TraderId
 
 from hedgegrid_ops.config import StrategyConfig, VenueConfig
 from hedgegrid_ops.logs import get_logger
-from hedgegrid_ops.ops.bridge import CommandBus, LoopBridge
+from hedgegrid_ops.loop_bridge import LoopBridge
+from hedgegrid_ops.ops.bus import CommandBus
 from hedgegrid_ops.ops.service import OpsService, make_command_bus
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.snapshot import SnapshotStore, StrategySnapshot

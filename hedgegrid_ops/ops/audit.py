@@ -5,10 +5,9 @@ Two sources feed it. The ``CommandBus`` reports what it actually did with a comm
 authoritative record even when the HTTP client has gone away. The routes report
 attempts that never reached the bus (unauthorized, invalid body, no strategy).
 
-The actor handed to the bus is an ``Actor``: a ``str`` (the bus and the strategy
-only need text for their "stop by ..." reasons) that also carries the client
-address, whether the API key was presented and the request id, so the audit line
-has them as separate fields. The key itself is never recorded.
+The actor (``hedgegrid_ops.commands.Actor``) carries the client address, whether
+the API key was presented and the request id; the audit line has them as separate
+fields. The key itself is never recorded.
 """
 
 from __future__ import annotations
@@ -16,34 +15,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from hedgegrid_ops.commands import Actor
 from hedgegrid_ops.logs import AUDIT, get_logger
-from hedgegrid_ops.ops.bridge import Command
+from hedgegrid_ops.ops.bus import Command
 
 
-class Actor(str):
-    """Text like ``127.0.0.1 (api key) req 3f2a...`` plus its parts as attributes."""
-
-    client: str
-    key_used: bool
-    request_id: str
-
-    def __new__(cls, client: str, key_used: bool, request_id: str) -> Actor:
-        auth = "api key" if key_used else "no key"
-        self = super().__new__(cls, f"{client} ({auth}) req {request_id}")
-        self.client = client
-        self.key_used = key_used
-        self.request_id = request_id
-        return self
-
-
-def _who(actor: str) -> dict[str, Any]:
-    if isinstance(actor, Actor):
-        return {
-            "client": actor.client,
-            "key_used": actor.key_used,
-            "request_id": actor.request_id,
-        }
-    return {"actor": str(actor)}
+def _who(actor: Actor) -> dict[str, Any]:
+    return {"client": actor.client, "key_used": actor.key_used, "request_id": actor.request_id}
 
 
 def command_audit_sink(cmd: Command, outcome: str, result: dict[str, Any] | None) -> None:

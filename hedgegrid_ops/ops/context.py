@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hedgegrid_ops.ops.bridge import CommandBus
+from hedgegrid_ops.ops.bus import CommandBus
 from hedgegrid_ops.ops.metrics import OpsMetrics
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.snapshot import SnapshotStore

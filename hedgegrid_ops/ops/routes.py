@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from hedgegrid_ops.ops.audit import Actor, audit_attempt
-from hedgegrid_ops.ops.bridge import Action, CommandUnavailable
+from hedgegrid_ops.commands import Action, Actor, CommandUnavailable
+from hedgegrid_ops.ops.audit import audit_attempt
 from hedgegrid_ops.ops.context import CONTEXT, KEY_USED, REQUEST_ID, OpsContext
 from hedgegrid_ops.ops.errors import ApiError, json_response
 from hedgegrid_ops.ops.openapi import build_openapi

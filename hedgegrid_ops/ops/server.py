@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from hedgegrid_ops.commands import CommandConflict, CommandTimeout, CommandUnavailable
 from hedgegrid_ops.logs import ACCESS, get_logger
 from hedgegrid_ops.ops.audit import audit_attempt
 from hedgegrid_ops.ops.auth import API_KEY_HEADER, is_open_route, key_matches
-from hedgegrid_ops.ops.bridge import CommandConflict, CommandTimeout, CommandUnavailable
 from hedgegrid_ops.ops.context import CONTEXT, KEY_USED, REQUEST_ID, OpsContext
 from hedgegrid_ops.ops.errors import ApiError, error_response
 from hedgegrid_ops.ops.routes import MAX_BODY_BYTES, actor_of, add_api_routes, add_metrics_routes

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from hedgegrid_ops.logs import get_logger
 from hedgegrid_ops.ops.audit import command_audit_sink
-from hedgegrid_ops.ops.bridge import CommandBus
+from hedgegrid_ops.ops.bus import CommandBus
 from hedgegrid_ops.ops.context import OpsContext
 from hedgegrid_ops.ops.metrics import OpsMetrics
 from hedgegrid_ops.ops.server import build_api_app, build_metrics_app

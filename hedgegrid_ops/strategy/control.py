@@ -21,9 +21,9 @@ from nautilus_trader.model.enums import PositionSide as NautilusPositionSide
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.position import Position
 
+from hedgegrid_ops.commands import CommandConflict
 from hedgegrid_ops.grid.order_ids import parse_client_order_id
 from hedgegrid_ops.grid.types import OrderRole, PositionSide
-from hedgegrid_ops.ops.bridge import CommandConflict
 from hedgegrid_ops.snapshot import TradingState
 from hedgegrid_ops.strategy.book import TrackedOrder
 from hedgegrid_ops.strategy.orders import SIDES

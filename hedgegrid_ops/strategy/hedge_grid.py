@@ -57,7 +57,7 @@ from hedgegrid_ops.grid.types import (
     Rung,
 )
 from hedgegrid_ops.logs import get_logger
-from hedgegrid_ops.ops.bridge import LoopBridge
+from hedgegrid_ops.loop_bridge import LoopBridge
 from hedgegrid_ops.snapshot import SnapshotStore, TradingState
 from hedgegrid_ops.strategy.book import grid_live_orders
 from hedgegrid_ops.strategy.control import OperatorControl

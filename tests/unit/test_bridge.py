@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from hedgegrid_ops.ops.bridge import Action, CommandBus, CommandConflict, CommandTimeout, LoopBridge
+from hedgegrid_ops.commands import Action, Actor, CommandConflict, CommandTimeout
+from hedgegrid_ops.loop_bridge import LoopBridge
+from hedgegrid_ops.ops.bus import CommandBus
 
 
 async def test_timer_thread_callback_runs_on_the_loop_thread() -> None:
@@ -78,13 +80,13 @@ async def test_commands_run_in_submission_order_on_the_loop_thread() -> None:
     bus.start()
     try:
         results = await asyncio.gather(
-            bus.submit(Action.STOP, {}, "a"),
-            bus.submit(Action.SET_THROTTLE, {"throttle": 0.25}, "b"),
-            bus.submit(Action.FLATTEN, {"side": "long"}, "c"),
-            bus.submit(Action.START, {}, "d"),
+            bus.submit(Action.STOP, {}, Actor("a")),
+            bus.submit(Action.SET_THROTTLE, {"throttle": 0.25}, Actor("b")),
+            bus.submit(Action.FLATTEN, {"side": "long"}, Actor("c")),
+            bus.submit(Action.START, {}, Actor("d")),
         )
         with pytest.raises(CommandConflict):
-            await bus.submit(Action.FLATTEN, {"side": "none"}, "e")
+            await bus.submit(Action.FLATTEN, {"side": "none"}, Actor("e"))
     finally:
         await bus.close()
     assert [r["status"] for r in results] == ["stop", "throttle:0.25", "flatten:long", "start"]
@@ -103,7 +105,7 @@ async def test_a_dead_consumer_shows_in_health() -> None:
     bus.start()
     assert bus.consumer_alive
     with pytest.raises(CommandTimeout):
-        await bus.submit(Action.STOP, {}, "a")
+        await bus.submit(Action.STOP, {}, Actor("a"))
     assert not bus.consumer_alive
     snap = make_snapshot()
     now = snap.last_bar_time or snap.timestamp

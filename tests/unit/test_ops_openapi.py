@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hedgegrid_ops.ops.bridge import CommandBus
+from hedgegrid_ops.ops.bus import CommandBus
 from hedgegrid_ops.ops.context import OpsContext
 from hedgegrid_ops.ops.errors import ERROR_CODES
 from hedgegrid_ops.ops.metrics import OpsMetrics

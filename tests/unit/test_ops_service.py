@@ -8,6 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from hedgegrid_ops.commands import Action, Actor, CommandUnavailable
 from hedgegrid_ops.ops.service import OpsService, OpsStartError, make_command_bus
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.snapshot import SnapshotStore
@@ -86,10 +87,8 @@ async def test_bus_is_started_by_the_service_and_closed_on_stop(tmp_path: Path) 
     async with running_service(tmp_path, target=target) as ops:
         status, _, _ = await ops.call("POST", "/stop")
         assert status == 200
-    from hedgegrid_ops.ops.bridge import Action, CommandUnavailable
-
     with pytest.raises(CommandUnavailable):
-        await ops.bus.submit(Action.STOP, {}, "test")
+        await ops.bus.submit(Action.STOP, {}, Actor("test"))
 
 
 def test_settings_repr_never_shows_the_key() -> None:

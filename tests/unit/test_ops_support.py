@@ -19,8 +19,9 @@ import aiohttp
 import orjson
 from multidict import CIMultiDictProxy
 
+from hedgegrid_ops.commands import CommandConflict
 from hedgegrid_ops.logs import configure_logging, shutdown_logging
-from hedgegrid_ops.ops.bridge import CommandBus, CommandConflict
+from hedgegrid_ops.ops.bus import CommandBus
 from hedgegrid_ops.ops.service import OpsService, make_command_bus
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.snapshot import (

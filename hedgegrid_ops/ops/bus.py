@@ -7,9 +7,8 @@ command never interleaves with half-processed market data. A command whose
 caller stopped waiting (timeout) is recorded as expired and is never executed
 later behind the caller's back.
 
-Nautilus timer callbacks fire on Rust worker threads; ``LoopBridge`` hands them
-over to the loop with ``call_soon_threadsafe``, guarded by a lock so a hand-over
-cannot race with the bridge being closed at shutdown.
+The vocabulary (actions, sides, errors, the actor) lives in ``hedgegrid_ops.commands``
+so the strategy can raise ``CommandConflict`` without importing the ops layer.
 """
 
 from __future__ import annotations
@@ -17,31 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol
 
-
-class Action(StrEnum):
-    START = "start"
-    STOP = "stop"
-    FLATTEN = "flatten"
-    SET_THROTTLE = "set_throttle"
-
-
-class CommandConflict(Exception):
-    """The command makes no sense in the current trading state (HTTP 409)."""
-
-
-class CommandTimeout(Exception):
-    """No answer from the strategy within the timeout (HTTP 504)."""
-
-
-class CommandUnavailable(Exception):
-    """No strategy is attached or the bridge is shut down (HTTP 503)."""
+from hedgegrid_ops.commands import (
+    Action,
+    Actor,
+    CommandConflict,
+    CommandTimeout,
+    CommandUnavailable,
+)
 
 
 class ControlTarget(Protocol):
@@ -57,7 +43,7 @@ class ControlTarget(Protocol):
 class Command:
     action: Action
     params: dict[str, Any]
-    actor: str
+    actor: Actor
     id: int = 0
     future: asyncio.Future[dict[str, Any]] | None = None
     expired: bool = False
@@ -103,7 +89,7 @@ class CommandBus:
             if cmd.future is not None and not cmd.future.done():
                 cmd.future.set_exception(CommandUnavailable("the service is shutting down"))
 
-    async def submit(self, action: Action, params: dict[str, Any], actor: str) -> dict[str, Any]:
+    async def submit(self, action: Action, params: dict[str, Any], actor: Actor) -> dict[str, Any]:
         if self._target is None or self._consumer is None:
             raise CommandUnavailable("the strategy is not running")
         loop = asyncio.get_running_loop()
@@ -159,31 +145,3 @@ class CommandBus:
         if self._audit is not None:
             with contextlib.suppress(Exception):  # a failing audit sink must not lose the answer
                 self._audit(cmd, outcome, result)
-
-
-class LoopBridge:
-    """Marshals callbacks from foreign threads (Nautilus timers) onto the event loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._lock = threading.Lock()
-        self._open = True
-
-    def wrap(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
-        """Return a callback safe to give to a Nautilus timer: it runs ``handler`` on the loop."""
-
-        def marshal(event: Any) -> None:
-            self.call(handler, event)
-
-        return marshal
-
-    def call(self, handler: Callable[[Any], None], event: Any) -> None:
-        """Schedule ``handler(event)`` on the loop (safe from any thread, the loop's own too)."""
-        with self._lock:
-            if not self._open or self._loop.is_closed():
-                return
-            self._loop.call_soon_threadsafe(handler, event)
-
-    def close(self) -> None:
-        with self._lock:
-            self._open = False

@@ -2,11 +2,20 @@
 
 All decisions (ladder, throttle, regime policy, funding guard, order diff, exit
 sizing, order ids) are pure functions in ``hedgegrid_ops.grid``; this class
-only feeds them market data and Nautilus state and turns their answers into
-orders. Everything here runs on the event loop thread: Nautilus delivers data
-and order events there, control commands arrive through the ``CommandBus``
-consumer on the same loop, and the one timer we use is marshalled onto the loop
-by ``LoopBridge``.
+feeds them market data and Nautilus state, and its collaborators turn their
+answers into orders:
+
+- ``OrderDesk`` (orders.py) sends and cancels every order and keeps the
+  ``OrderLedger`` (ledger.py) of what is still open and what we wait on;
+- ``ExitKeeper`` (exits.py) keeps each leg's exits equal to its position;
+- ``Flattener`` (flatten.py) closes the legs under flatten;
+- ``MarketState`` (market.py) holds the latest prices and funding terms;
+- ``build_snapshot`` (snapshots.py) freezes it all for the ops layer.
+
+Everything here runs on the event loop thread: Nautilus delivers data and order
+events there, control commands arrive through the ``CommandBus`` consumer on the
+same loop, and the one timer we use is marshalled onto the loop by
+``LoopBridge``.
 
 Hedge mode: LONG entries are BUY limits on position id ``<instrument>-LONG``,
 SHORT entries SELL limits on ``<instrument>-SHORT``; exits trade the opposite way
@@ -18,8 +27,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
-from nautilus_trader.config import StrategyConfig as NautilusStrategyConfig
 from nautilus_trader.model.data import Bar, BarType, FundingRateUpdate, MarkPriceUpdate, QuoteTick
 from nautilus_trader.model.enums import LiquiditySide, OrderSide
 from nautilus_trader.model.events import (
@@ -34,11 +43,12 @@ from nautilus_trader.model.events import (
     PositionClosed,
     PositionEvent,
 )
-from nautilus_trader.model.identifiers import InstrumentId, PositionId
+from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.position import Position
 from nautilus_trader.trading.strategy import Strategy
 
+from hedgegrid_ops.commands import CommandConflict
 from hedgegrid_ops.config import StrategyConfig
 from hedgegrid_ops.grid.diff import diff_ladder
 from hedgegrid_ops.grid.funding import FundingDecision, funding_guard, projected_funding_cost
@@ -48,27 +58,28 @@ from hedgegrid_ops.grid.policy import apply_regime_policy, scale_levels
 from hedgegrid_ops.grid.quantize import quantize_price
 from hedgegrid_ops.grid.regime import RegimeDetector
 from hedgegrid_ops.grid.throttle import apply_throttle
-from hedgegrid_ops.grid.types import (
-    GridParams,
-    InstrumentRules,
-    OrderRole,
-    PositionSide,
-    Regime,
-    Rung,
-)
+from hedgegrid_ops.grid.types import GridParams, InstrumentRules, OrderRole, PositionSide, Regime
 from hedgegrid_ops.logs import get_logger
 from hedgegrid_ops.loop_bridge import LoopBridge
 from hedgegrid_ops.snapshot import SnapshotStore, TradingState
-from hedgegrid_ops.strategy.book import grid_live_orders
-from hedgegrid_ops.strategy.control import OperatorControl
+from hedgegrid_ops.strategy.config import HedgeGridConfig
 from hedgegrid_ops.strategy.counters import MutableCounters
 from hedgegrid_ops.strategy.exits import ExitKeeper
-from hedgegrid_ops.strategy.orders import SIDES, OrderPlumbing
-from hedgegrid_ops.strategy.views import build_snapshot, exact
+from hedgegrid_ops.strategy.flatten import Flattener
+from hedgegrid_ops.strategy.market import MarketState
+from hedgegrid_ops.strategy.orders import SIDES, OrderDesk
+from hedgegrid_ops.strategy.snapshots import build_snapshot
+from hedgegrid_ops.strategy.tracked import grid_live_orders
+from hedgegrid_ops.strategy.units import NS_PER_S, exact
+
+FLATTEN_WATCHDOG_SECONDS = 15.0
+MAX_RECONCILE_ROUNDS = 10
 
 
-class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
+class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is compiled (Any)
     """Hedge-mode grid with take-profit coverage, regime and funding awareness, and ops control."""
+
+    config: HedgeGridConfig
 
     def __init__(
         self,
@@ -79,21 +90,25 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
         loop_bridge: LoopBridge | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(
-            NautilusStrategyConfig(
-                strategy_id=config.strategy_id,
-                order_id_tag=config.strategy_id.split("-", 1)[1],
-            )
-        )
-        self.settings = config
+        super().__init__(HedgeGridConfig.from_settings(config))
         self.instrument_id = InstrumentId.from_str(config.instrument_id)
         self.bar_type = BarType.from_str(config.bar_type)
-        self.position_ids = {s: PositionId(f"{config.instrument_id}-{s.value}") for s in SIDES}
-        self._reduce_only_exits = reduce_only_exits
         self._store = store
         self._loop_bridge = loop_bridge
         self._wall_clock = wall_clock
-        self._jlog = get_logger("strategy")
+        self.trading_log = get_logger("strategy")  # our JSON trading log; self.log is Nautilus's
+
+        self.counters = MutableCounters()
+        self.market = MarketState()
+        self.orders = OrderDesk(
+            self,
+            self.instrument_id,
+            self.counters,
+            self.trading_log,
+            reduce_only_exits=reduce_only_exits,
+        )
+        self.exits = ExitKeeper(self.orders, config.exits, self.trading_log)
+        self.flattener = Flattener(self.orders, self.trading_log)
 
         self._base_params = GridParams(
             step_bps=config.grid.grid_step_bps,
@@ -112,35 +127,16 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
         self.throttle = config.throttle.initial
         self.trading_state = TradingState.STARTING
         self.state_reason = "waiting for the first bar"
-        self.counters = MutableCounters()
         self.instrument: Instrument | None = None
         self.rules: InstrumentRules | None = None
         self.center: Decimal | None = None
-        self.bid: Decimal | None = None
-        self.ask: Decimal | None = None
-        self.mark_price: Decimal | None = None
-        self.funding_rate = 0.0
-        self.next_funding_ns: int | None = None
-        self.funding_interval_hours = 8.0
         self.funding = FundingDecision(1.0, 1.0, None, 0.0, False)
         self.started_at = wall_clock()
         self.last_bar_time: float | None = None
         self.last_bar_event_ns: int | None = None
         self.closed_realized_pnl = 0.0
-        self._last_entry_px: dict[PositionSide, Decimal] = {}
-        self._cancel_requested: set[str] = set()
-        self._flattening: set[PositionSide] = set()
-        self._close_failures: dict[PositionSide, int] = {}
-        self._close_sent_bar: dict[str, int] = {}
-        self._flatten_since: dict[PositionSide, int] = {}
-        self._cancel_retry_bar: dict[str, int] = {}
-        self._active_ids: dict[str, None] = {}  # not-yet-closed orders, in submission order
-        self._dead_orders: set[str] = set()
-        self._cancel_on_accept: set[str] = set()
         self._reconciling = False
-        self._reported_shortfall: dict[tuple[PositionSide, OrderRole], Decimal] = {}
         self._reconcile_again = False
-        self._seq = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -148,7 +144,7 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
         self.instrument = self.cache.instrument(self.instrument_id)
         if self.instrument is None:
             self._set_state(TradingState.HALTED, f"instrument {self.instrument_id} not in cache")
-            self._jlog.error("instrument_missing", instrument=str(self.instrument_id))
+            self.trading_log.error("instrument_missing", instrument=str(self.instrument_id))
             self._publish()
             return
         inst = self.instrument
@@ -162,16 +158,16 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
         # Client order ids must be unique per venue account across restarts: start the
         # sequence at the clock's milliseconds (the simulated clock in a backtest, so
         # backtests stay reproducible).
-        self._seq = self.clock.timestamp_ns() // 1_000_000
+        self.orders.bind(inst, self.rules, first_seq=self.clock.timestamp_ns() // 1_000_000)
         # Orders already open for this strategy (a venue that reports them after a
         # restart) are ours to track too.
         for order in self.cache.orders_open(strategy_id=self.id):
-            self._active_ids[order.client_order_id.value] = None
+            self.orders.ledger.add(order.client_order_id.value)
         self.subscribe_bars(self.bar_type)
         self.subscribe_quote_ticks(self.instrument_id)
         self.subscribe_mark_prices(self.instrument_id)
         self.subscribe_funding_rates(self.instrument_id)
-        self._jlog.info(
+        self.trading_log.info(
             "strategy_started",
             instrument=str(self.instrument_id),
             throttle=self.throttle,
@@ -181,61 +177,34 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
         self._publish()
 
     def on_stop(self) -> None:
-        cancelled = self._cancel(t for t in self._tracked() if t.tag.role is OrderRole.GRID)
+        cancelled = self._cancel_grid()
         self._set_state(TradingState.HALTED, "node stopping")
-        self._jlog.info("strategy_stopped", cancelled_grid_orders=cancelled)
+        self.trading_log.info("strategy_stopped", cancelled_grid_orders=cancelled)
         self._publish()
 
     # ------------------------------------------------------------------ market data
 
     def on_quote_tick(self, tick: QuoteTick) -> None:
-        self.bid = tick.bid_price.as_decimal()
-        self.ask = tick.ask_price.as_decimal()
+        self.market.on_quote(tick)
 
     def on_mark_price(self, mark_price: MarkPriceUpdate) -> None:
-        self.mark_price = mark_price.value.as_decimal()
+        self.market.on_mark(mark_price)
 
     def on_funding_rate(self, funding_rate: FundingRateUpdate) -> None:
-        self.funding_rate = float(funding_rate.rate)
-        if funding_rate.interval:
-            self.funding_interval_hours = funding_rate.interval / 60
-        if funding_rate.next_funding_ns:
-            self.next_funding_ns = int(funding_rate.next_funding_ns)
+        self.market.on_funding(funding_rate)
 
     def on_bar(self, bar: Bar) -> None:
         self.counters.bars_processed += 1
-        self._release_cancel_retries()
+        self.orders.on_bar()
         self.last_bar_time = self._wall_clock()
         self.last_bar_event_ns = bar.ts_event
         self._regime.update(float(bar.high), float(bar.low), float(bar.close))
         self._account_funding_settlement(bar.ts_event)
-        long_notional, short_notional = (self._notional(s) for s in SIDES)
-        decision = funding_guard(
-            rate=self.funding_rate,
-            now_ns=bar.ts_event,
-            next_funding_ns=self.next_funding_ns,
-            long_notional=long_notional,
-            short_notional=short_notional,
-            window_minutes=self.settings.funding.window_minutes,
-            threshold_bps=self.settings.funding.threshold_bps,
-            scale_steps=tuple(self.settings.funding.scale_steps),
-        )
-        if (decision.long_scale, decision.short_scale) != (
-            self.funding.long_scale,
-            self.funding.short_scale,
-        ):
-            self._jlog.info(
-                "funding_guard_step",
-                rate=self.funding_rate,
-                long_scale=decision.long_scale,
-                short_scale=decision.short_scale,
-                projected_cost_usdt=decision.projected_cost_usdt,
-            )
-        self.funding = decision
+        self._apply_funding_guard(bar.ts_event)
         if self.trading_state is TradingState.STARTING:
             self._set_state(TradingState.RUNNING, "first bar received")
         self._sync_grid(fallback_mid=bar.close.as_decimal())
-        self._after_order_book_change()
+        self._reconcile()
         self._publish()
 
     # ------------------------------------------------------------------ order / position events
@@ -246,8 +215,8 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
         self.counters.add_fill(side_key, liquidity)
         tag = parse_client_order_id(event.client_order_id.value)
         if tag is not None and tag.role is OrderRole.GRID:
-            self._last_entry_px[tag.side] = event.last_px.as_decimal()
-        self._jlog.info(
+            self.exits.note_entry_fill(tag.side, event.last_px.as_decimal())
+        self.trading_log.info(
             "order_filled",
             client_order_id=event.client_order_id.value,
             side=side_key,
@@ -258,97 +227,183 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
         )
 
     def on_order_accepted(self, event: OrderAccepted) -> None:
-        self._release_held_cancel(event)
+        self.orders.on_accepted(event)
 
     def on_order_rejected(self, event: OrderRejected) -> None:
         self.counters.orders_rejected += 1
-        self._jlog.warning(
+        self.trading_log.warning(
             "order_rejected",
             client_order_id=event.client_order_id.value,
             reason=event.reason,
             due_post_only=event.due_post_only,
         )
-        self._on_close_failed(event.client_order_id, f"rejected: {event.reason}")
+        self.flattener.on_order_failed(event.client_order_id.value, f"rejected: {event.reason}")
 
     def on_order_denied(self, event: OrderDenied) -> None:
         self.counters.orders_denied += 1
-        self._jlog.warning(
+        self.trading_log.warning(
             "order_denied", client_order_id=event.client_order_id.value, reason=event.reason
         )
-        self._on_close_failed(event.client_order_id, f"denied: {event.reason}")
+        self.flattener.on_order_failed(event.client_order_id.value, f"denied: {event.reason}")
 
     def on_order_canceled(self, event: OrderCanceled) -> None:
         self.counters.orders_cancelled += 1
 
     def on_order_cancel_rejected(self, event: OrderCancelRejected) -> None:
-        self._forget_cancel(event)
+        self.orders.on_cancel_rejected(event)
 
     def on_order_event(self, event: OrderEvent) -> None:
         order = self.cache.order(event.client_order_id)
         if order is not None and order.is_closed:
-            self._order_closed(event.client_order_id)
+            self.orders.on_closed(event.client_order_id)
         # A fill is followed by its position event: the position is not yet updated here,
         # so exits are reconciled (and the snapshot published) on that position event.
         # OrderInitialized is raised inside submit_order, before the order is cached.
         if isinstance(event, OrderFilled | OrderInitialized):
             return
-        self._after_order_book_change()
+        self._reconcile()
         self._publish()
 
     def on_position_closed(self, event: PositionClosed) -> None:
         self.closed_realized_pnl += exact(event.realized_pnl)
-        self._jlog.info(
+        self.trading_log.info(
             "position_closed",
             position_id=event.position_id.value,
             realized_pnl=exact(event.realized_pnl),
         )
 
     def on_position_event(self, event: PositionEvent) -> None:
-        self._after_order_book_change()
+        self._reconcile()
         self._publish()
+
+    # ------------------------------------------------------------------ operator commands
+    # The ControlTarget the command bus calls on the loop thread, between strategy
+    # events. Each returns what changed or raises CommandConflict when the command
+    # makes no sense in the current state; none of them waits for the venue.
+
+    def control_start(self, reason: str) -> dict[str, Any]:
+        previous = self.trading_state
+        if previous is TradingState.HALTED:
+            raise CommandConflict(f"trading is halted ({self.state_reason}); restart the service")
+        if previous is TradingState.FLATTENING:
+            raise CommandConflict(
+                "a flatten is in progress; start again once the positions are closed"
+            )
+        if previous in (TradingState.RUNNING, TradingState.STARTING):
+            return _answer("already_running", previous, previous)
+        self._set_state(TradingState.RUNNING, reason)
+        self._sync_grid(fallback_mid=None)
+        self._publish()
+        return _answer("started", previous, self.trading_state)
+
+    def control_stop(self, reason: str) -> dict[str, Any]:
+        previous = self.trading_state
+        if previous in (TradingState.PAUSED, TradingState.FLATTENING, TradingState.HALTED):
+            return {**_answer("already_stopped", previous, previous), "cancelled_orders": 0}
+        cancelled = self._pause(reason)
+        self._publish()
+        return {**_answer("stopped", previous, self.trading_state), "cancelled_orders": cancelled}
+
+    def control_set_throttle(self, throttle: float, reason: str) -> dict[str, Any]:
+        if not 0.0 <= throttle <= 1.0:
+            raise ValueError("throttle must be between 0.0 and 1.0")
+        previous = self.throttle
+        self.throttle = throttle
+        self.trading_log.info("throttle_set", previous=previous, throttle=throttle, reason=reason)
+        self._publish()
+        return {
+            "status": "updated" if throttle != previous else "unchanged",
+            "new_throttle": throttle,
+            "previous_throttle": previous,
+        }
+
+    def control_flatten(self, side: str, reason: str) -> dict[str, Any]:
+        if self.trading_state is TradingState.HALTED:
+            raise CommandConflict(
+                f"trading is halted ({self.state_reason}); nothing can be flattened"
+            )
+        sides = SIDES if side == "both" else (PositionSide(side.upper()),)
+        flattening = self.flattener.legs
+        # Legs whose close is already under way: a second flatten does not send another.
+        already = [s.value for s in sides if s in flattening and self.open_position(s) is not None]
+        cancelled = self._pause(reason)
+        cancelled += self.orders.cancel(
+            t
+            for t in self.orders.tracked()
+            if t.tag.side in sides and t.tag.role is not OrderRole.FLATTEN
+        )
+        closing = [
+            s.value
+            for s in sides
+            if s.value not in already and self.open_position(s) is not None and s not in flattening
+        ]
+        for s in sides:
+            if s.value not in already:
+                self._start_flatten(s, reason)
+        self.counters.flattens += 1
+        self.trading_log.warning(
+            "flatten",
+            side=side,
+            cancelled_orders=cancelled,
+            closing=closing,
+            already_closing=already,
+        )
+        self._reconcile()
+        self._publish()
+        return {
+            "status": "flattening",
+            "side": side,
+            "cancelled_orders": cancelled,
+            "closing_positions": closing,
+            "already_closing": already,
+            "trading_state": self.trading_state.value,
+        }
 
     # ------------------------------------------------------------------ grid
 
     def desired_params(self) -> GridParams:
         """The grid after throttle, regime policy and funding guard, in that order."""
+        throttle = self.config.throttle
         params = apply_throttle(
             self._base_params,
             self.throttle,
-            self.settings.throttle.passive_level_fraction,
-            self.settings.throttle.passive_step_multiplier,
+            throttle.passive_level_fraction,
+            throttle.passive_step_multiplier,
         )
         params = apply_regime_policy(
-            params, self._regime.regime, self.settings.regime.counter_trend_level_fraction
+            params, self._regime.regime, self.config.regime.counter_trend_level_fraction
         )
         return scale_levels(params, self.funding.long_scale, self.funding.short_scale)
 
     def _sync_grid(self, fallback_mid: Decimal | None) -> None:
         if self.rules is None:
             return
-        tracked = self._tracked()
-        desired: list[Rung] = []
-        mid = self.mid() or fallback_mid
+        tracked = self.orders.tracked()
+        desired = []
+        mid = self.market.mid() or fallback_mid
         if self.trading_state is TradingState.RUNNING and mid is not None:
             if self.center is None or needs_recenter(
-                self.center, mid, self.settings.grid.recenter_trigger_bps
+                self.center, mid, self.config.grid.recenter_trigger_bps
             ):
                 if self.center is not None:
                     self.counters.recenters += 1
                 self.center = quantize_price(mid, self.rules.tick_size)
-                self._jlog.info("grid_recentered", center=float(self.center))
+                self.trading_log.info("grid_recentered", center=float(self.center))
             ladder = build_ladder(self.center, self.desired_params(), self.rules)
-            desired = [r for r in ladder.rungs() if not self._would_cross(r)]
+            desired = [r for r in ladder.rungs() if not self._would_cross(r.side, r.price)]
         diff = diff_ladder(desired, grid_live_orders(tracked))
-        by_id = {t.order.client_order_id.value: t for t in tracked}
-        self._cancel(by_id[cid] for cid in diff.cancel if cid in by_id)
+        self.orders.cancel_ids(tracked, diff.cancel)
         for rung in diff.place:
-            self._submit_grid(rung)
+            self.orders.submit_grid(rung)
 
-    def _would_cross(self, rung: Rung) -> bool:
+    def _would_cross(self, side: PositionSide, price: Decimal) -> bool:
         """A post-only rung on the wrong side of the touch would be rejected: skip it."""
-        if rung.side is PositionSide.LONG:
-            return self.ask is not None and rung.price >= self.ask
-        return self.bid is not None and rung.price <= self.bid
+        if side is PositionSide.LONG:
+            return self.market.ask is not None and price >= self.market.ask
+        return self.market.bid is not None and price <= self.market.bid
+
+    def _cancel_grid(self) -> int:
+        return self.orders.cancel(t for t in self.orders.tracked() if t.tag.role is OrderRole.GRID)
 
     def _pause(self, reason: str) -> int:
         """Cancel grid orders (exits stay) and stop maintaining the grid.
@@ -357,15 +412,160 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
         """
         if self.trading_state not in (TradingState.HALTED, TradingState.FLATTENING):
             self._set_state(TradingState.PAUSED, reason)
-        return self._cancel(t for t in self._tracked() if t.tag.role is OrderRole.GRID)
+        return self._cancel_grid()
 
-    # ------------------------------------------------------------------ state helpers
+    # ------------------------------------------------------------------ exits and flatten
+
+    def _reconcile(self) -> None:
+        """Run the flatten loop and exit reconciliation until the book is stable.
+
+        Submitting or cancelling can deliver events synchronously (always in a
+        backtest), which call back in here; a nested call only marks the book
+        dirty and the outer call goes round again with fresh state.
+        """
+        if self.rules is None or self.trading_state is TradingState.HALTED:
+            return
+        if self._reconciling:
+            self._reconcile_again = True
+            return
+        self._reconciling = True
+        try:
+            for _ in range(MAX_RECONCILE_ROUNDS):
+                self._reconcile_again = False
+                self._reconcile_once(self.rules)
+                if not self._reconcile_again:
+                    break
+        finally:
+            self._reconciling = False
+
+    def _reconcile_once(self, rules: InstrumentRules) -> None:
+        tracked = self.orders.tracked()
+        gave_up = self.flattener.drive(
+            tracked,
+            self._positions(),
+            bar=self.counters.bars_processed,
+            reference=self.market.reference_price(),
+            rules=rules,
+        )
+        for side, why in gave_up:
+            # Another leg may still be closing: stay FLATTENING (no /start) until it is done.
+            state = TradingState.FLATTENING if self.flattener.legs else TradingState.PAUSED
+            self._set_state(state, f"flatten of {side.value} {why}")
+        if self.trading_state is TradingState.FLATTENING and not self.flattener.legs:
+            self._set_state(TradingState.PAUSED, f"flattened; {self.state_reason}")
+        positions = self._positions()  # the flatten may have traded already (backtests)
+        flipped = self.exits.reconcile(
+            tracked,
+            positions,
+            skip=self.flattener.legs,
+            rules=rules,
+            step_bps=self.desired_params().step_bps,
+        )
+        for side in flipped:
+            position = positions[side]
+            held = position.side_string() if position is not None else "no"
+            self._start_flatten(side, f"{side.value} leg holds a {held} position")
+            self._reconcile_again = True
+
+    def _start_flatten(self, side: PositionSide, reason: str) -> None:
+        """Hand ``side`` to the flattener (an operator's flatten, or a leg found flipped)."""
+        if not self.flattener.begin(side, self.clock.timestamp_ns()):
+            return
+        if self.trading_state is not TradingState.HALTED:
+            self._set_state(TradingState.FLATTENING, reason)
+        self._set_flatten_watchdog()
+
+    def _set_flatten_watchdog(self) -> None:
+        """Report a flatten that has not completed in time (the timer fires on a Rust thread)."""
+        name = f"flatten-watchdog-{self.orders.next_seq()}"
+        handler = self._flatten_watchdog
+        callback = self._loop_bridge.wrap(handler) if self._loop_bridge is not None else handler
+        self.clock.set_time_alert_ns(
+            name, self.clock.timestamp_ns() + int(FLATTEN_WATCHDOG_SECONDS * NS_PER_S), callback
+        )
+
+    def _flatten_watchdog(self, _event: object) -> None:
+        """Flag legs still not flat a watchdog period after *their own* flatten began."""
+        deadline = self.clock.timestamp_ns() - int(FLATTEN_WATCHDOG_SECONDS * NS_PER_S) + 1
+        overdue = self.flattener.overdue(deadline)
+        if overdue and self.trading_state is TradingState.FLATTENING:
+            sides = ",".join(s.value for s in overdue)
+            self.trading_log.error(
+                "flatten_incomplete", sides=sides, waited_s=FLATTEN_WATCHDOG_SECONDS
+            )
+            self.state_reason = (
+                f"flatten of {sides} not confirmed after {FLATTEN_WATCHDOG_SECONDS:g}s"
+            )
+            self._publish()
+
+    # ------------------------------------------------------------------ funding
+
+    def _apply_funding_guard(self, now_ns: int) -> None:
+        long_notional, short_notional = (self._notional(s) for s in SIDES)
+        funding = self.config.funding
+        decision = funding_guard(
+            rate=self.market.funding_rate,
+            now_ns=now_ns,
+            next_funding_ns=self.market.next_funding_ns,
+            long_notional=long_notional,
+            short_notional=short_notional,
+            window_minutes=funding.window_minutes,
+            threshold_bps=funding.threshold_bps,
+            scale_steps=tuple(funding.scale_steps),
+        )
+        if (decision.long_scale, decision.short_scale) != (
+            self.funding.long_scale,
+            self.funding.short_scale,
+        ):
+            self.trading_log.info(
+                "funding_guard_step",
+                rate=self.market.funding_rate,
+                long_scale=decision.long_scale,
+                short_scale=decision.short_scale,
+                projected_cost_usdt=decision.projected_cost_usdt,
+            )
+        self.funding = decision
+
+    def _account_funding_settlement(self, now_ns: int) -> None:
+        """Record the funding our positions would pay when a funding time passes.
+
+        The simulator does not settle funding into the balance, so this is an
+        estimate (rate x net notional at the reference price), counted separately.
+        """
+        market = self.market
+        if market.next_funding_ns is None or now_ns < market.next_funding_ns:
+            return
+        long_n, short_n = (self._notional(s) for s in SIDES)
+        paid = market.funding_rate * (long_n - short_n)
+        if long_n or short_n:
+            self.counters.funding_payments += 1
+            self.counters.funding_paid_usdt += paid
+            self.trading_log.info(
+                "funding_settlement_estimated", rate=market.funding_rate, paid_usdt=paid
+            )
+        market.next_funding_ns = None  # wait for the venue to announce the next one
+
+    def projected_funding_cost_1h(self) -> float:
+        """Net funding our positions would pay over the next hour at the current rate."""
+        long_n, short_n = (self._notional(s) for s in SIDES)
+        return projected_funding_cost(
+            self.market.funding_rate,
+            long_n,
+            short_n,
+            hours=1.0,
+            interval_hours=self.market.funding_interval_hours,
+        )
+
+    # ------------------------------------------------------------------ state
 
     def open_position(self, side: PositionSide) -> Position | None:
-        position = self.cache.position(self.position_ids[side])
+        position = self.cache.position(self.orders.position_ids[side])
         if position is None or position.is_closed:
             return None
         return position
+
+    def _positions(self) -> dict[PositionSide, Position | None]:
+        return {s: self.open_position(s) for s in SIDES}
 
     @property
     def regime(self) -> Regime:
@@ -374,52 +574,16 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
     def wall_time(self) -> float:
         return self._wall_clock()
 
-    def projected_funding_cost_1h(self) -> float:
-        """Net funding our positions would pay over the next hour at the current rate."""
-        long_n, short_n = (self._notional(s) for s in SIDES)
-        return projected_funding_cost(
-            self.funding_rate,
-            long_n,
-            short_n,
-            hours=1.0,
-            interval_hours=self.funding_interval_hours,
-        )
-
-    def mid(self) -> Decimal | None:
-        if self.bid is None or self.ask is None:
-            return None
-        return (self.bid + self.ask) / 2
-
-    def reference_price(self) -> Decimal | None:
-        """Mark price when the venue sends one, else mid: what inventory and PnL are valued at."""
-        return self.mark_price or self.mid()
-
     def _notional(self, side: PositionSide) -> float:
         position = self.open_position(side)
-        price = self.reference_price()
+        price = self.market.reference_price()
         if position is None or price is None:
             return 0.0
         return float(position.quantity.as_decimal() * price)
 
-    def _account_funding_settlement(self, now_ns: int) -> None:
-        """Record the funding our positions would pay when a funding time passes.
-
-        The simulator does not settle funding into the balance, so this is an
-        estimate (rate x net notional at the reference price), counted separately.
-        """
-        if self.next_funding_ns is None or now_ns < self.next_funding_ns:
-            return
-        long_n, short_n = (self._notional(s) for s in SIDES)
-        paid = self.funding_rate * (long_n - short_n)
-        if long_n or short_n:
-            self.counters.funding_payments += 1
-            self.counters.funding_paid_usdt += paid
-            self._jlog.info("funding_settlement_estimated", rate=self.funding_rate, paid_usdt=paid)
-        self.next_funding_ns = None  # wait for the venue to announce the next one
-
     def _set_state(self, state: TradingState, reason: str) -> None:
         if state is not self.trading_state:
-            self._jlog.info(
+            self.trading_log.info(
                 "trading_state", previous=self.trading_state.value, state=state.value, reason=reason
             )
         self.trading_state = state
@@ -428,4 +592,8 @@ class HedgeGridV1(OperatorControl, ExitKeeper, OrderPlumbing, Strategy):
     def _publish(self) -> None:
         if self._store is None:
             return
-        self._store.publish(build_snapshot(self, self._tracked()))
+        self._store.publish(build_snapshot(self, self.orders.tracked()))
+
+
+def _answer(status: str, previous: TradingState, current: TradingState) -> dict[str, Any]:
+    return {"status": status, "previous_state": previous.value, "trading_state": current.value}

@@ -1,4 +1,4 @@
-"""Read-only queries over this strategy's orders and positions in the Nautilus cache.
+"""Our not-yet-closed orders as the strategy's decisions see them.
 
 Kept apart from the strategy so the rules "what counts as live", "what counts as
 exit coverage" are stated once and shared by the order diff, the exit
@@ -18,6 +18,7 @@ from nautilus_trader.model.orders import Order
 from hedgegrid_ops.grid.diff import LiveOrder
 from hedgegrid_ops.grid.order_ids import ParsedOrderId, parse_client_order_id
 from hedgegrid_ops.grid.types import OrderRole, PositionSide
+from hedgegrid_ops.strategy.ledger import OrderLedger
 
 # Every event looks at every open order's id; the parse of an id never changes.
 _parse_tag = functools.lru_cache(maxsize=4096)(parse_client_order_id)
@@ -40,27 +41,23 @@ class TrackedOrder:
         return self.order.price.as_decimal() if self.order.has_price else None
 
 
-def track(
-    orders: Iterable[Order], cancel_requested: set[str], dead: set[str]
-) -> list[TrackedOrder]:
+def track(orders: Iterable[Order], ledger: OrderLedger) -> list[TrackedOrder]:
     """Our open and in-flight orders (anything not closed), oldest first.
 
     An order we asked to cancel counts as pending cancel from the moment we ask,
     not only once the venue acknowledges, so it never counts as protection or as
-    a rung that is still in place. ``dead`` orders are open in the cache but
-    unknown to the venue (see ``OrderPlumbing._forget_cancel``).
+    a rung that is still in place. Orders the ledger marks dead are open in the
+    cache but unknown to the venue (see ``OrderDesk.on_cancel_rejected``).
     """
     tracked: list[TrackedOrder] = []
     for order in orders:
-        if order.is_closed or order.client_order_id.value in dead:
+        cid = order.client_order_id.value
+        if order.is_closed or ledger.is_dead(cid):
             continue
-        tag = _parse_tag(order.client_order_id.value)
+        tag = _parse_tag(cid)
         if tag is None:
             continue
-        pending = (
-            order.client_order_id.value in cancel_requested
-            or order.status == OrderStatus.PENDING_CANCEL
-        )
+        pending = ledger.cancel_requested(cid) or order.status == OrderStatus.PENDING_CANCEL
         tracked.append(TrackedOrder(order, tag, pending))
     tracked.sort(key=lambda t: t.order.ts_init)
     return tracked

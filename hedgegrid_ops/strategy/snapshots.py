@@ -9,32 +9,56 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from nautilus_trader.model.currencies import USDT
 from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.objects import Price
 
-from hedgegrid_ops.grid.types import OrderRole, PositionSide
-from hedgegrid_ops.snapshot import OrderView, RungView, SideState, StrategySnapshot
-from hedgegrid_ops.strategy.book import TrackedOrder
-
-if TYPE_CHECKING:
-    from hedgegrid_ops.strategy.hedge_grid import HedgeGridV1
-
-NS_PER_S = 1_000_000_000
-
-
-def exact(value: Any) -> float:
-    """A Nautilus Price/Quantity/Money as the float nearest its decimal value.
-
-    ``float(price)`` goes through a double with representation error
-    (60612.99999999999); operators should read the price the venue has.
-    """
-    return float(value.as_decimal())
+from hedgegrid_ops.grid.funding import FundingDecision
+from hedgegrid_ops.grid.types import OrderRole, PositionSide, Regime
+from hedgegrid_ops.snapshot import (
+    OrderView,
+    RungView,
+    SideState,
+    StrategySnapshot,
+    TradingState,
+)
+from hedgegrid_ops.strategy.counters import MutableCounters
+from hedgegrid_ops.strategy.market import MarketState
+from hedgegrid_ops.strategy.tracked import TrackedOrder
+from hedgegrid_ops.strategy.units import NS_PER_S, exact
 
 
-def _side_state(strategy: HedgeGridV1, side: PositionSide, ref: Decimal | None) -> SideState:
+class SnapshotSource(Protocol):
+    """What a snapshot reads from the strategy (HedgeGridV1 is one)."""
+
+    instrument_id: Any  # nautilus InstrumentId
+    instrument: Any  # nautilus Instrument, None before start
+    portfolio: Any
+    started_at: float
+    trading_state: TradingState
+    state_reason: str
+    throttle: float
+    center: Decimal | None
+    market: MarketState
+    funding: FundingDecision
+    counters: MutableCounters
+    closed_realized_pnl: float
+    last_bar_time: float | None
+    last_bar_event_ns: int | None
+
+    @property
+    def regime(self) -> Regime: ...
+
+    def open_position(self, side: PositionSide) -> Any: ...
+
+    def wall_time(self) -> float: ...
+
+    def projected_funding_cost_1h(self) -> float: ...
+
+
+def _side_state(strategy: SnapshotSource, side: PositionSide, ref: Decimal | None) -> SideState:
     position = strategy.open_position(side)
     if position is None:
         return SideState(quantity=0.0, entry_price=0.0, inventory_usdt=0.0, unrealized_pnl=0.0)
@@ -91,8 +115,8 @@ def _margin_ratio(margin_used: float, equity: float) -> float:
     return math.inf if margin_used > 0 else 0.0
 
 
-def build_snapshot(strategy: HedgeGridV1, tracked: list[TrackedOrder]) -> StrategySnapshot:
-    ref = strategy.reference_price()
+def build_snapshot(strategy: SnapshotSource, tracked: list[TrackedOrder]) -> StrategySnapshot:
+    ref = strategy.market.reference_price()
     long_state = _side_state(strategy, PositionSide.LONG, ref)
     short_state = _side_state(strategy, PositionSide.SHORT, ref)
     unrealized = long_state.unrealized_pnl + short_state.unrealized_pnl
@@ -113,7 +137,7 @@ def build_snapshot(strategy: HedgeGridV1, tracked: list[TrackedOrder]) -> Strate
         for s in (PositionSide.LONG, PositionSide.SHORT)
         if (p := strategy.open_position(s)) is not None and p.realized_pnl is not None
     )
-    mid = strategy.mid()
+    mid = strategy.market.mid()
     now = strategy.wall_time()
     return StrategySnapshot(
         instrument_id=strategy.instrument_id.value,
@@ -136,9 +160,11 @@ def build_snapshot(strategy: HedgeGridV1, tracked: list[TrackedOrder]) -> Strate
         margin_ratio=_margin_ratio(margin_used, equity),
         realized_pnl=strategy.closed_realized_pnl + open_realized,
         unrealized_pnl=unrealized,
-        funding_rate=strategy.funding_rate,
+        funding_rate=strategy.market.funding_rate,
         next_funding_time=(
-            strategy.next_funding_ns / NS_PER_S if strategy.next_funding_ns is not None else None
+            strategy.market.next_funding_ns / NS_PER_S
+            if strategy.market.next_funding_ns is not None
+            else None
         ),
         funding_cost_1h_projected=strategy.projected_funding_cost_1h(),
         funding_scale_long=strategy.funding.long_scale,

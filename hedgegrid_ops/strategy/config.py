@@ -1,0 +1,44 @@
+"""HedgeGridConfig: the one settings object HedgeGridV1 reads, as ``self.config``.
+
+The YAML is loaded and validated by ``hedgegrid_ops.config`` without importing
+Nautilus (so a bad config fails fast, before the engine loads). This subclass of
+Nautilus's strategy config carries the same sections, so the strategy reads
+``self.config.grid.grid_step_bps`` the way Nautilus's own examples read theirs,
+and there is no second settings attribute beside Nautilus's ``config``.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import nautilus_trader.config as nautilus_config
+
+from hedgegrid_ops.config import (
+    ExitsSection,
+    FundingSection,
+    GridSection,
+    RegimeSection,
+    StrategyConfig,
+    ThrottleSection,
+)
+
+
+class HedgeGridConfig(nautilus_config.StrategyConfig, frozen=True, kw_only=True):
+    """Nautilus's strategy fields plus every section of ``hedgegrid_ops.config.StrategyConfig``."""
+
+    instrument_id: str
+    bar_type: str
+    grid: GridSection
+    exits: ExitsSection
+    regime: RegimeSection
+    funding: FundingSection
+    throttle: ThrottleSection
+
+    @classmethod
+    def from_settings(cls, settings: StrategyConfig) -> HedgeGridConfig:
+        """The validated YAML settings as Nautilus's config (sections shared, not copied).
+
+        A section added to the YAML settings must be added here too; forgetting it
+        fails loudly (unexpected keyword), never silently.
+        """
+        fields = msgspec.structs.asdict(settings)  # shallow: sections stay Structs
+        return cls(order_id_tag=settings.strategy_id.split("-", 1)[1], **fields)

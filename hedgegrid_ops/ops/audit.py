@@ -12,12 +12,34 @@ fields. The key itself is never recorded.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from hedgegrid_ops.commands import Actor
 from hedgegrid_ops.logs import AUDIT, get_logger
 from hedgegrid_ops.ops.bus import Command
+
+AuditListener = Callable[[dict[str, Any]], None]
+_listeners: list[AuditListener] = []
+
+
+def add_audit_listener(listener: AuditListener) -> None:
+    """Also hand every audit record to ``listener`` (the live event stream shows them)."""
+    _listeners.append(listener)
+
+
+def remove_audit_listener(listener: AuditListener) -> None:
+    with contextlib.suppress(ValueError):
+        _listeners.remove(listener)
+
+
+def _record(**fields: Any) -> None:
+    get_logger("audit", AUDIT).info("control_action", **fields)
+    for listener in list(_listeners):
+        with contextlib.suppress(Exception):  # a failing viewer must not lose the audit line
+            listener(fields)
 
 
 def _who(actor: Actor) -> dict[str, Any]:
@@ -26,8 +48,7 @@ def _who(actor: Actor) -> dict[str, Any]:
 
 def command_audit_sink(cmd: Command, outcome: str, result: dict[str, Any] | None) -> None:
     """``CommandBus(audit=...)`` callback: one audit line per executed or expired command."""
-    get_logger("audit", AUDIT).info(
-        "control_action",
+    _record(
         action=cmd.action.value,
         params=cmd.params,
         outcome=outcome,
@@ -43,8 +64,7 @@ def audit_attempt(
     action: str, params: dict[str, Any], actor: Actor, outcome: str, detail: str
 ) -> None:
     """A control request refused before it reached the bus (it changed nothing)."""
-    get_logger("audit", AUDIT).info(
-        "control_action",
+    _record(
         action=action,
         params=params,
         outcome=outcome,

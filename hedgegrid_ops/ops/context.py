@@ -16,6 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from hedgegrid_ops.ops.bus import CommandBus
+from hedgegrid_ops.ops.events import EventHub
 from hedgegrid_ops.ops.metrics import OpsMetrics
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.snapshot import SnapshotStore
@@ -31,6 +32,7 @@ class OpsContext:
     metrics: OpsMetrics
     node_running: Callable[[], bool]
     swagger_dir: Path | None = None  # None: the Swagger UI package is not installed
+    events: EventHub | None = None  # None: GET /events closes at once (no hub wired)
     started_monotonic: float = field(default_factory=time.monotonic)
 
 

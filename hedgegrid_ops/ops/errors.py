@@ -27,6 +27,7 @@ ERROR_CODES: dict[int, tuple[str, ...]] = {
     405: ("method_not_allowed",),
     409: ("conflict",),
     413: ("payload_too_large",),
+    426: ("upgrade_required",),
     500: ("internal_error",),
     503: ("unavailable",),
     504: ("timeout",),

@@ -138,6 +138,13 @@ class OpsMetrics:
         self.loop_lag = gauge(
             "hedgegrid_event_loop_lag_seconds", "Overshoot of a 0.5 s sleep on the event loop"
         )
+        self.stream_clients = gauge(
+            "hedgegrid_event_stream_clients", "Clients connected to the /events stream"
+        )
+        self.stream_dropped = counter(
+            "hedgegrid_event_stream_dropped_total",
+            "Event stream clients disconnected by the server, by reason",
+        )
         self.build_info = gauge("hedgegrid_build_info", "Versions of this build (value is 1)")
         self.build_info.set(
             {
@@ -148,6 +155,7 @@ class OpsMetrics:
             1,
         )
         self.loop_lag.set({}, 0.0)
+        self.stream_clients.set({}, 0)
 
     def update(self, snap: StrategySnapshot) -> None:
         """SnapshotStore listener: mirror one snapshot into every series."""
@@ -186,6 +194,12 @@ class OpsMetrics:
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.api_requests.inc({"route": route, "method": method, "status": str(status)})
         self.api_duration.observe({"route": route, "method": method}, seconds)
+
+    def set_stream_clients(self, count: int) -> None:
+        self.stream_clients.set({}, count)
+
+    def stream_client_dropped(self, reason: str) -> None:
+        self.stream_dropped.inc({"reason": reason})
 
     def set_loop_lag(self, seconds: float) -> None:
         self.loop_lag.set({}, seconds)

@@ -28,6 +28,7 @@ _STATUS_TEXT = {
     404: "Not found",
     409: "Not allowed in the current trading state",
     413: "Body over 64 KiB",
+    426: "Not a WebSocket upgrade request",
     500: "Internal error (details are in the server log under the request id)",
     503: "No strategy state or no strategy attached",
     504: "The strategy did not answer within the command timeout",
@@ -274,6 +275,29 @@ def _text(description: str, media: dict[str, Schema]) -> Schema:
     return {"description": description, "headers": _REQUEST_ID_HEADER, "content": media}
 
 
+_EVENTS_DESCRIPTION = (
+    "WebSocket (RFC 6455) of JSON messages {type, seq, time, data}: the latest snapshot on "
+    "connect, then snapshots (at most 4/s), fill, order, trading_state, throttle, flatten, "
+    "kill_switch, audit and heartbeat messages (see docs/operations.md). Authenticate with "
+    "the X-API-Key header or, from a browser, a first message "
+    '{"type": "auth", "key": "..."}; a missing or wrong key closes with code 4401, a '
+    "client that falls behind is closed with 4408, a full server with 1013. OpenAPI cannot "
+    "describe the messages themselves; only the upgrade is documented here."
+)
+
+
+def _page_paths(a: bool) -> dict[str, Any]:
+    """The /events WebSocket upgrade."""
+    html = _text("Operator page", {"text/html": {"schema": {"type": "string"}}})
+    events_op = _operation("/events", "Live event stream (WebSocket)", html, (426,), a)
+    events_op["description"] = _EVENTS_DESCRIPTION
+    events_op["responses"] = {
+        "101": {"description": "Switching Protocols: the WebSocket is open"},
+        **{k: v for k, v in events_op["responses"].items() if k != "200"},
+    }
+    return {"/events": {"get": events_op}}
+
+
 def build_openapi(auth_enabled: bool) -> dict[str, Any]:
     """The document for a server with (``auth_enabled``) or without an API key."""
     a = auth_enabled
@@ -401,6 +425,7 @@ def build_openapi(auth_enabled: bool) -> dict[str, Any]:
             }
         },
     }
+    paths.update(_page_paths(a))
     components: dict[str, Any] = {
         "schemas": _schemas(),
         "headers": {

@@ -25,6 +25,7 @@ from hedgegrid_ops.ops.auth import API_KEY_HEADER, is_open_route, key_matches
 from hedgegrid_ops.ops.context import CONTEXT, KEY_USED, REQUEST_ID, OpsContext
 from hedgegrid_ops.ops.errors import ApiError, error_response
 from hedgegrid_ops.ops.routes import MAX_BODY_BYTES, actor_of, add_api_routes, add_metrics_routes
+from hedgegrid_ops.ops.stream import add_stream_routes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -180,6 +181,7 @@ def build_api_app(ctx: OpsContext) -> web.Application:
     """The control API: status, commands, metrics, health, OpenAPI and Swagger UI."""
     app = _app(ctx, with_auth=True)
     add_api_routes(app)
+    add_stream_routes(app)
     return app
 
 

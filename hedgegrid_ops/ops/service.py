@@ -18,12 +18,15 @@ from pathlib import Path
 from aiohttp import web
 
 from hedgegrid_ops.logs import get_logger
-from hedgegrid_ops.ops.audit import command_audit_sink
+from hedgegrid_ops.ops.audit import add_audit_listener, command_audit_sink, remove_audit_listener
 from hedgegrid_ops.ops.bus import CommandBus
 from hedgegrid_ops.ops.context import OpsContext
+from hedgegrid_ops.ops.events import EventHub, EventType, StreamSettings
 from hedgegrid_ops.ops.metrics import OpsMetrics
 from hedgegrid_ops.ops.server import build_api_app, build_metrics_app
 from hedgegrid_ops.ops.settings import OpsSettings
+from hedgegrid_ops.ops.stream import health_data, snapshot_data
+from hedgegrid_ops.ops.taps import MessageBus, tap_message_bus
 from hedgegrid_ops.snapshot import SnapshotStore
 
 LAG_INTERVAL = 0.5
@@ -83,11 +86,19 @@ class OpsService:
         store: SnapshotStore,
         bus: CommandBus,
         node_running: Callable[[], bool],
+        stream: StreamSettings | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus
         self.metrics = OpsMetrics(settings.instrument_id)
+        self.events = EventHub(
+            snapshot_data,
+            lambda: health_data(self._ctx),
+            settings=stream,
+            on_clients=self.metrics.set_stream_clients,
+            on_drop=self.metrics.stream_client_dropped,
+        )
         self._ctx = OpsContext(
             settings=settings,
             store=store,
@@ -95,6 +106,7 @@ class OpsService:
             metrics=self.metrics,
             node_running=node_running,
             swagger_dir=swagger_assets_dir(),
+            events=self.events,
         )
         self._runners: list[web.AppRunner] = []
         self._api_port: int | None = None
@@ -116,9 +128,12 @@ class OpsService:
         except BaseException:
             await self._cleanup_runners()
             raise
+        self.events.start()
         if not self._subscribed:
             self.store.subscribe(self.metrics.update)
+            self.store.subscribe(self.events.on_snapshot)
             self._subscribed = True
+        add_audit_listener(self._audit_to_stream)
         self.bus.start()
         self._lag_task = asyncio.get_running_loop().create_task(
             _track_loop_lag(self.metrics), name="hedgegrid-loop-lag"
@@ -134,10 +149,19 @@ class OpsService:
             auth="X-API-Key required" if s.auth_enabled else "open (no API key set)",
         )
 
+    def tap(self, msgbus: MessageBus, strategy_id: str) -> None:
+        """Stream the strategy's order events and ``hedgegrid.stream.*`` messages too."""
+        tap_message_bus(msgbus, strategy_id, self.events)
+
+    def _audit_to_stream(self, record: dict) -> None:
+        self.events.publish(EventType.AUDIT, record)
+
     async def stop(self) -> None:
         if not self._started:
             return
         self._started = False
+        remove_audit_listener(self._audit_to_stream)
+        self.events.close()
         if self._lag_task is not None:
             self._lag_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

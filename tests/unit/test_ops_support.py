@@ -22,6 +22,7 @@ from multidict import CIMultiDictProxy
 from hedgegrid_ops.commands import CommandConflict
 from hedgegrid_ops.logs import configure_logging, shutdown_logging
 from hedgegrid_ops.ops.bus import CommandBus
+from hedgegrid_ops.ops.events import StreamSettings
 from hedgegrid_ops.ops.service import OpsService, make_command_bus
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.snapshot import (
@@ -277,6 +278,7 @@ async def running_service(
     max_bar_age: float = 120.0,
     prometheus_port: int = 0,
     node_running: Callable[[], bool] | None = None,
+    stream: StreamSettings | None = None,
 ) -> AsyncIterator[Running]:
     """Start an OpsService on an ephemeral port with JSON logs under ``tmp_path/logs``.
 
@@ -296,7 +298,7 @@ async def running_service(
     if target is not None:
         bus.attach(target)
     node_up = [True]
-    service = OpsService(settings, store, bus, node_running or (lambda: node_up[0]))
+    service = OpsService(settings, store, bus, node_running or (lambda: node_up[0]), stream)
     if snapshot is not None:
         store.publish(snapshot)
     await service.start()

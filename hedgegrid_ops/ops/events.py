@@ -1,0 +1,326 @@
+"""The live event hub behind ``GET /events``: one producer side, many bounded client queues.
+
+Why it is shaped this way:
+
+- The strategy's call path must stay cheap. ``publish`` only appends to a list and, the
+  first time in a loop iteration, schedules one ``_flush`` with ``call_soon``; encoding
+  and fan-out happen in that callback, after the strategy has returned. Nothing here
+  ever awaits a client.
+- Snapshots are coalesced. The store tells the hub about every snapshot (after every
+  bar and order event), but the hub encodes and sends at most one per
+  ``snapshot_interval`` for all clients together, so the cost does not grow with the
+  event rate or the number of clients (one encode, N ``send_nowait``).
+- Each client has a bounded anyio memory stream. When it is full the client is
+  dropped with a reason (its connection is closed with ``CLOSE_SLOW``), never buffered
+  without bound, so a stalled browser cannot grow memory or slow anyone else.
+- Every message carries a hub-wide ``seq``; a client sees strictly increasing values
+  (gaps mean messages it was not connected for).
+
+Trading-state, throttle and flatten-progress events are derived here by comparing
+consecutive snapshots, which the store delivers in order on the loop; order and fill
+events come from Nautilus's message bus (``ops/taps.py``), audit entries from the audit
+trail. Other components publish their own types (``kill_switch``) through ``publish``
+or the message-bus topic prefix documented in ``ops/taps.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import anyio
+import msgspec
+import orjson
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from hedgegrid_ops.snapshot import StrategySnapshot, TradingState
+
+# WebSocket close codes the stream uses (4000-4999 are the application's own range).
+CLOSE_GOING_AWAY = 1001  # the service is shutting down
+CLOSE_TRY_AGAIN_LATER = 1013  # too many clients: the cap is reached
+CLOSE_BAD_MESSAGE = 4400  # the client sent something the protocol does not allow
+CLOSE_UNAUTHORIZED = 4401  # no valid API key (header or first message)
+CLOSE_SLOW_CONSUMER = 4408  # the client fell too far behind and was dropped
+
+
+class EventType(StrEnum):
+    """The ``type`` of every message on the stream (documented in docs/operations.md)."""
+
+    SNAPSHOT = "snapshot"  # {status, ladders, orders}: the same shapes as the GET routes
+    HEARTBEAT = "heartbeat"  # {health}: sent every heartbeat_interval while connected
+    FILL = "fill"  # one fill of one of our orders
+    ORDER = "order"  # {event: accepted|cancelled|rejected|denied|expired, ...}
+    TRADING_STATE = "trading_state"  # {previous, state, reason}
+    THROTTLE = "throttle"  # {previous, throttle}
+    FLATTEN = "flatten"  # {phase: started|progress|done, long_qty, short_qty, ...}
+    KILL_SWITCH = "kill_switch"  # published by the breakers: {breaker, reason, ...}
+    AUDIT = "audit"  # one control action as the audit log records it
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Limits of the event stream. Defaults suit a handful of operators and scripts."""
+
+    max_clients: int = 64
+    buffer: int = 256  # messages queued per client before it counts as stalled
+    snapshot_interval: float = 0.25  # at most 4 snapshot messages per second
+    heartbeat_interval: float = 2.0
+    auth_timeout: float = 5.0  # seconds a browser has to send its key
+
+    def __post_init__(self) -> None:
+        if self.max_clients < 1 or self.buffer < 1:
+            raise ValueError("max_clients and buffer must be at least 1")
+        for name in ("snapshot_interval", "heartbeat_interval", "auth_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be a positive number of seconds")
+
+
+class StreamFull(Exception):
+    """The client cap is reached; the message is the close reason."""
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """JSON bytes; msgspec Structs (the wire shapes) are encoded via their builtins."""
+    return orjson.dumps(message, default=msgspec.to_builtins)
+
+
+class Subscriber:
+    """One connected client: its bounded queue and, once dropped, why."""
+
+    def __init__(self, ident: int, buffer: int) -> None:
+        self.id = ident
+        self.send: MemoryObjectSendStream[bytes]
+        self.receive: MemoryObjectReceiveStream[bytes]
+        self.send, self.receive = anyio.create_memory_object_stream[bytes](buffer)
+        self.dropped: asyncio.Event = asyncio.Event()
+        self.drop_reason: str | None = None
+        self.drop_code = CLOSE_SLOW_CONSUMER
+
+    def offer(self, payload: bytes) -> bool:
+        """Queue without waiting; False when the queue is full or the client is gone."""
+        try:
+            self.send.send_nowait(payload)
+        except anyio.WouldBlock:
+            return False
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return False
+        return True
+
+
+SnapshotRenderer = Callable[[StrategySnapshot], Any]
+HealthRenderer = Callable[[], Any]
+
+
+def _flatten_progress(prev: StrategySnapshot | None, snap: StrategySnapshot) -> dict | None:
+    """A flatten event for this snapshot, or None when nothing about a flatten changed."""
+    was = prev is not None and prev.trading_state is TradingState.FLATTENING
+    now = snap.trading_state is TradingState.FLATTENING
+    if not was and not now:
+        return None
+    legs = {"long_qty": snap.long.quantity, "short_qty": snap.short.quantity}
+    if now and not was:
+        phase = "started"
+    elif was and not now:
+        phase = "done"
+    elif prev is not None and (prev.long.quantity, prev.short.quantity) != (
+        snap.long.quantity,
+        snap.short.quantity,
+    ):
+        phase = "progress"
+    else:
+        return None
+    closing = sum(1 for o in snap.orders if o.role == "flatten")
+    return {
+        "phase": phase,
+        **legs,
+        "closing_orders": closing,
+        "state": snap.trading_state.value,
+        "reason": snap.state_reason,
+    }
+
+
+class EventHub:
+    """Fans messages out to subscribers; lives on the event loop it was started on."""
+
+    def __init__(
+        self,
+        render_snapshot: SnapshotRenderer,
+        render_health: HealthRenderer | None = None,
+        settings: StreamSettings | None = None,
+        on_clients: Callable[[int], None] | None = None,
+        on_drop: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings or StreamSettings()
+        self._render_snapshot = render_snapshot
+        self._render_health = render_health
+        self._on_clients = on_clients
+        self._on_drop = on_drop
+        self._clock = clock
+        self._subs: dict[int, Subscriber] = {}
+        self._ids = itertools.count(1)
+        self._seq = itertools.count(1)
+        self._pending: list[tuple[str, Any]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._flush_scheduled = False
+        self._latest: StrategySnapshot | None = None
+        self._prev: StrategySnapshot | None = None
+        self._snapshot_dirty = False
+        self._snapshot_timer: asyncio.TimerHandle | None = None
+        self._last_snapshot_sent = 0.0  # loop time
+        self._last_snapshot_msg: bytes | None = None
+        self._heartbeat_timer: asyncio.TimerHandle | None = None
+        self.sent_snapshots = 0  # how many snapshot messages were encoded (for tests/bench)
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind to the running loop; until then (and after ``close``) publishing is a no-op."""
+        self._loop = asyncio.get_running_loop()
+
+    def close(self) -> None:
+        """Stop timers and drop every client (their handlers close with CLOSE_GOING_AWAY)."""
+        for timer in (self._snapshot_timer, self._heartbeat_timer):
+            if timer is not None:
+                timer.cancel()
+        self._snapshot_timer = self._heartbeat_timer = None
+        for sub in list(self._subs.values()):
+            self._drop(sub, "the service is shutting down", CLOSE_GOING_AWAY)
+        self._loop = None
+        self._pending.clear()
+
+    @property
+    def clients(self) -> int:
+        return len(self._subs)
+
+    # ---- the producer side (strategy's call path: cheap, never awaits) -----------------
+
+    def publish(self, kind: str, data: Any) -> None:
+        """Queue one message for every client; encoded and sent after the caller returns."""
+        if not self._subs or self._loop is None:
+            return
+        self._pending.append((kind, data))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def on_snapshot(self, snap: StrategySnapshot) -> None:
+        """``SnapshotStore`` listener: derive state events, mark the snapshot for sending."""
+        prev, self._prev = self._prev, snap
+        self._latest = snap
+        if not self._subs or self._loop is None:
+            return
+        if prev is not None and prev.trading_state is not snap.trading_state:
+            self.publish(
+                EventType.TRADING_STATE,
+                {
+                    "previous": prev.trading_state.value,
+                    "state": snap.trading_state.value,
+                    "reason": snap.state_reason,
+                },
+            )
+        if prev is not None and prev.throttle != snap.throttle:
+            self.publish(EventType.THROTTLE, {"previous": prev.throttle, "throttle": snap.throttle})
+        flatten = _flatten_progress(prev, snap)
+        if flatten is not None:
+            self.publish(EventType.FLATTEN, flatten)
+        self._snapshot_dirty = True
+        if self._snapshot_timer is None:
+            due = self._last_snapshot_sent + self.settings.snapshot_interval
+            delay = max(0.0, due - self._loop.time())
+            self._snapshot_timer = self._loop.call_later(delay, self._send_snapshot)
+
+    # ---- the consumer side -----------------------------------------------------------
+
+    def subscribe(self) -> Subscriber:
+        """A new client's queue, primed with the latest snapshot. Raises ``StreamFull``."""
+        if len(self._subs) >= self.settings.max_clients:
+            raise StreamFull(
+                f"too many event stream clients: the limit is {self.settings.max_clients}"
+            )
+        sub = Subscriber(next(self._ids), self.settings.buffer)
+        self._subs[sub.id] = sub
+        if self._latest is not None:
+            if self._last_snapshot_msg is None or self._snapshot_dirty:
+                self._last_snapshot_msg = self._message(
+                    EventType.SNAPSHOT, self._render_snapshot(self._latest)
+                )
+            sub.offer(self._last_snapshot_msg)
+        self._ensure_heartbeat()
+        self._report_clients()
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        if self._subs.pop(sub.id, None) is not None:
+            sub.send.close()
+            self._report_clients()
+
+    # ---- internals -------------------------------------------------------------------
+
+    def _message(self, kind: str, data: Any) -> bytes:
+        return encode(
+            {"type": str(kind), "seq": next(self._seq), "time": self._clock(), "data": data}
+        )
+
+    def _fan_out(self, payload: bytes) -> None:
+        for sub in list(self._subs.values()):
+            if not sub.offer(payload):
+                self._drop(
+                    sub,
+                    f"too slow: {self.settings.buffer} messages were waiting to be sent",
+                    CLOSE_SLOW_CONSUMER,
+                )
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, []
+        for kind, data in pending:
+            self._fan_out(self._message(kind, data))
+
+    def _send_snapshot(self) -> None:
+        self._snapshot_timer = None
+        if self._loop is None or not self._snapshot_dirty or self._latest is None:
+            return
+        self._flush()  # events that led to this snapshot go out before it
+        self._snapshot_dirty = False
+        self._last_snapshot_sent = self._loop.time()
+        self._last_snapshot_msg = self._message(
+            EventType.SNAPSHOT, self._render_snapshot(self._latest)
+        )
+        self.sent_snapshots += 1
+        self._fan_out(self._last_snapshot_msg)
+
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat_timer is None and self._loop is not None:
+            self._heartbeat_timer = self._loop.call_later(
+                self.settings.heartbeat_interval, self._heartbeat
+            )
+
+    def _heartbeat(self) -> None:
+        self._heartbeat_timer = None
+        if not self._subs:
+            return
+        health = self._render_health() if self._render_health is not None else None
+        self._flush()
+        self._fan_out(self._message(EventType.HEARTBEAT, {"health": health}))
+        self._ensure_heartbeat()
+
+    def _drop(self, sub: Subscriber, reason: str, code: int) -> None:
+        if self._subs.pop(sub.id, None) is None:
+            return
+        sub.drop_reason = reason
+        sub.drop_code = code
+        sub.send.close()
+        sub.dropped.set()
+        if code == CLOSE_SLOW_CONSUMER and self._on_drop is not None:
+            self._on_drop("slow_consumer")
+        self._report_clients()
+
+    def _report_clients(self) -> None:
+        if self._on_clients is not None:
+            self._on_clients(len(self._subs))

@@ -1,0 +1,175 @@
+"""``GET /events``: the WebSocket side of the event hub.
+
+Authentication never puts the key in a URL (URLs end up in access logs and browser
+history). A non-browser client sends ``X-API-Key`` with the upgrade request; a browser,
+which cannot set headers on a WebSocket, sends ``{"type": "auth", "key": "..."}`` as its
+first message within ``auth_timeout`` seconds. Either way a missing or wrong key closes
+the connection with ``CLOSE_UNAUTHORIZED`` (4401) and a reason, before any data is sent.
+The route is therefore "open" to the HTTP auth middleware: this handler does the check.
+
+One task per connection writes the client's queue to the socket; the handler reads
+(and ignores) what the client sends, so pings and close frames are answered. When the
+hub drops the client (it fell ``buffer`` messages behind) the writer is cancelled and
+the socket closed with ``CLOSE_SLOW_CONSUMER``; a stalled peer that does not even read
+the close frame has its transport closed after a short grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from hedgegrid_ops.logs import get_logger
+from hedgegrid_ops.ops.auth import API_KEY_HEADER, key_matches
+from hedgegrid_ops.ops.context import CONTEXT, OpsContext
+from hedgegrid_ops.ops.errors import ApiError
+from hedgegrid_ops.ops.events import (
+    CLOSE_BAD_MESSAGE,
+    CLOSE_GOING_AWAY,
+    CLOSE_SLOW_CONSUMER,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNAUTHORIZED,
+    EventHub,
+    StreamFull,
+    Subscriber,
+)
+from hedgegrid_ops.ops.views import health_view, ladders_view, orders_view, status_view
+from hedgegrid_ops.snapshot import StrategySnapshot
+
+CLOSE_GRACE = 2.0  # seconds a dropped client gets to acknowledge the close frame
+MAX_CLIENT_MESSAGE = 4096  # the client only ever sends its key
+
+
+def snapshot_data(snap: StrategySnapshot) -> dict[str, Any]:
+    """A snapshot message's ``data``: exactly what GET /status, /ladders and /orders answer."""
+    return {"status": status_view(snap), "ladders": ladders_view(snap), "orders": orders_view(snap)}
+
+
+def health_data(ctx: OpsContext) -> dict[str, Any]:
+    """The body GET /health would answer now (the heartbeat message carries it)."""
+    try:
+        running = bool(ctx.node_running())
+    except Exception:  # a broken probe means we cannot vouch for the node
+        running = False
+    return health_view(
+        ctx.store.latest,
+        running,
+        time.time(),
+        ctx.settings.max_bar_age,
+        commands_alive=ctx.bus.consumer_alive,
+    ).body
+
+
+async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
+    """Send a close frame with ``reason`` and give the peer a moment to answer it."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(
+            ws.close(code=code, message=reason.encode()[:120], drain=False), CLOSE_GRACE
+        )
+
+
+async def _first_message_key(ws: web.WebSocketResponse, timeout: float) -> tuple[str | None, str]:
+    """The key from the browser's first message, or None and why not."""
+    try:
+        msg = await ws.receive(timeout=timeout)
+    except TimeoutError:
+        return None, f'no auth message within {timeout:g}s: send {{"type": "auth", "key": ...}}'
+    if msg.type is not WSMsgType.TEXT:
+        return None, "the first message must be a text auth message"
+    try:
+        body = orjson.loads(msg.data)
+    except orjson.JSONDecodeError:
+        return None, "the first message is not JSON"
+    if (
+        not isinstance(body, dict)
+        or body.get("type") != "auth"
+        or not isinstance(body.get("key"), str)
+    ):
+        return None, 'the first message must be {"type": "auth", "key": "<api key>"}'
+    return body["key"], ""
+
+
+async def _authenticate(
+    request: web.Request, ws: web.WebSocketResponse, api_key: str, timeout: float
+) -> str | None:
+    """None when the client may stream, else the close reason."""
+    presented = request.headers.get(API_KEY_HEADER)
+    if presented is not None:
+        return None if key_matches(api_key, presented) else f"wrong {API_KEY_HEADER}"
+    key, why = await _first_message_key(ws, timeout)
+    if key is None:
+        return why
+    return None if key_matches(api_key, key) else "wrong API key"
+
+
+async def _pump(sub: Subscriber, ws: web.WebSocketResponse) -> None:
+    async with sub.receive:
+        async for payload in sub.receive:
+            await ws.send_frame(payload, WSMsgType.TEXT)
+
+
+async def _read(ws: web.WebSocketResponse) -> None:
+    """Consume the client's frames until it closes; the stream is one-way after auth."""
+    async for msg in ws:
+        if msg.type is WSMsgType.ERROR:
+            return
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    hub: EventHub | None = ctx.events
+    log = get_logger("api")
+    ws = web.WebSocketResponse(
+        heartbeat=30.0, compress=False, max_msg_size=MAX_CLIENT_MESSAGE, timeout=CLOSE_GRACE
+    )
+    if not ws.can_prepare(request).ok:
+        raise ApiError(426, "upgrade_required", "/events is a WebSocket: send an upgrade request")
+    await ws.prepare(request)
+    if hub is None:
+        await _close(ws, CLOSE_GOING_AWAY, "the event stream is not running")
+        return ws
+    api_key = ctx.settings.api_key
+    if api_key is not None:
+        refused = await _authenticate(request, ws, api_key, hub.settings.auth_timeout)
+        if refused is not None:
+            log.warning("events_unauthorized", client=request.remote, reason=refused)
+            code = CLOSE_BAD_MESSAGE if refused.startswith("the first") else CLOSE_UNAUTHORIZED
+            await _close(ws, code, refused)
+            return ws
+    try:
+        sub = hub.subscribe()
+    except StreamFull as exc:
+        log.warning("events_refused", client=request.remote, reason=str(exc))
+        await _close(ws, CLOSE_TRY_AGAIN_LATER, str(exc))
+        return ws
+    loop = asyncio.get_running_loop()
+    writer = loop.create_task(_pump(sub, ws), name=f"hedgegrid-events-{sub.id}")
+    reader = loop.create_task(_read(ws), name=f"hedgegrid-events-read-{sub.id}")
+    dropped = loop.create_task(sub.dropped.wait())
+    try:
+        await asyncio.wait({writer, reader, dropped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hub.unsubscribe(sub)
+        for task in (writer, dropped):
+            task.cancel()
+        if sub.drop_reason is not None:
+            if sub.drop_code == CLOSE_SLOW_CONSUMER:
+                log.warning("events_client_dropped", client=request.remote, reason=sub.drop_reason)
+            await _close(ws, sub.drop_code, sub.drop_reason)
+        elif not ws.closed:
+            await _close(ws, CLOSE_GOING_AWAY, "closing")
+        reader.cancel()
+        for task in (writer, reader, dropped):
+            with contextlib.suppress(BaseException):
+                await task
+    return ws
+
+
+def add_stream_routes(app: web.Application) -> None:
+    """``GET /events``: open to the auth middleware, the handler checks the key itself."""
+    app.router.add_get("/events", events, allow_head=False)

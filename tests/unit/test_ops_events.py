@@ -1,0 +1,381 @@
+"""GET /events on a real socket: snapshot on connect, order, coalescing, auth, caps, drops.
+
+The service is the real ``OpsService``; snapshots go in through the real
+``SnapshotStore`` and events through the hub's ``publish`` (what the message-bus tap
+and the audit trail call), and clients are aiohttp WebSockets or, for a client that
+stalls, a raw socket that completes the handshake and then never reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from hedgegrid_ops.ops.events import (
+    CLOSE_BAD_MESSAGE,
+    CLOSE_SLOW_CONSUMER,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNAUTHORIZED,
+    EventType,
+    StreamSettings,
+)
+from hedgegrid_ops.snapshot import SideState, TradingState
+from tests.unit.test_ops_support import (
+    API_KEY,
+    Running,
+    StateTarget,
+    make_snapshot,
+    running_service,
+)
+
+FAST = StreamSettings(snapshot_interval=0.05, heartbeat_interval=0.2, auth_timeout=0.5)
+
+
+def ws_url(ops: Running) -> str:
+    return ops.url.replace("http://", "ws://") + "/events"
+
+
+async def receive_json(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0) -> dict:
+    msg = await ws.receive(timeout=timeout)
+    assert msg.type is aiohttp.WSMsgType.TEXT, (msg.type, msg.data, msg.extra)
+    return orjson.loads(msg.data)
+
+
+async def until_type(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 5.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await receive_json(ws, max(0.01, deadline - time.monotonic()))
+        if msg["type"] == kind:
+            return msg
+
+
+async def closed_with(ws: aiohttp.ClientWebSocketResponse) -> tuple[int | None, str]:
+    """Read until the server's close frame; (code, reason). No data frame may come first."""
+    msg = await ws.receive(timeout=5)
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), (msg.type, msg.data)
+    return ws.close_code, msg.extra or ""
+
+
+async def test_snapshot_on_connect_equals_the_get_routes(tmp_path: Path) -> None:
+    async with running_service(tmp_path, api_key=API_KEY, snapshot=make_snapshot()) as ops:
+        async with ops.http.ws_connect(ws_url(ops), headers={"X-API-Key": API_KEY}) as ws:
+            first = await receive_json(ws)
+        assert first["type"] == "snapshot"
+        for route in ("status", "ladders", "orders"):
+            status, body, _ = await ops.call("GET", f"/{route}", key=API_KEY)
+            assert status == 200
+            assert first["data"][route] == body
+
+
+async def test_plain_get_is_told_to_upgrade(tmp_path: Path) -> None:
+    async with running_service(tmp_path, api_key=API_KEY, snapshot=make_snapshot()) as ops:
+        status, body, _ = await ops.call("GET", "/events", key=API_KEY)
+    assert status == 426
+    assert body["error"] == "upgrade_required"
+
+
+async def test_events_keep_their_order_and_snapshots_follow_them(tmp_path: Path) -> None:
+    async with running_service(
+        tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=FAST
+    ) as ops:
+        hub = ops.service.events
+        async with ops.http.ws_connect(ws_url(ops), headers={"X-API-Key": API_KEY}) as ws:
+            assert (await receive_json(ws))["type"] == "snapshot"
+            for i in range(50):
+                hub.publish(EventType.FILL, {"n": i})
+                if i % 10 == 9:
+                    ops.store.publish(make_snapshot(realized_pnl=float(i)))
+                    await asyncio.sleep(0)  # spread over several loop iterations
+            got: list[dict] = []
+            while (
+                not got
+                or got[-1]["type"] != "snapshot"
+                or len([m for m in got if m["type"] == "fill"]) < 50
+            ):
+                got.append(await receive_json(ws))
+        seqs = [m["seq"] for m in got]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        fills = [m["data"]["n"] for m in got if m["type"] == "fill"]
+        assert fills == list(range(50))
+        # every snapshot message comes after the fills published before it
+        last_snapshot = [m for m in got if m["type"] == "snapshot"][-1]
+        assert last_snapshot["data"]["status"]["pnl"]["realized"] == 49.0
+
+
+async def test_snapshots_are_coalesced_and_the_latest_is_delivered(tmp_path: Path) -> None:
+    interval = 0.1
+    settings = StreamSettings(snapshot_interval=interval, heartbeat_interval=60.0)
+    async with running_service(
+        tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=settings
+    ) as ops:
+        async with ops.http.ws_connect(ws_url(ops), headers={"X-API-Key": API_KEY}) as ws:
+            await receive_json(ws)  # the snapshot on connect
+            started = asyncio.get_running_loop().time()
+            published = 0
+            while asyncio.get_running_loop().time() - started < 0.5:
+                for _ in range(20):  # 20 snapshots in one loop iteration, like a busy bar
+                    published += 1
+                    ops.store.publish(make_snapshot(realized_pnl=float(published)))
+                await asyncio.sleep(0.005)
+            elapsed = asyncio.get_running_loop().time() - started
+            received = []
+            while True:
+                msg = await receive_json(ws)
+                received.append(msg)
+                if msg["data"]["status"]["pnl"]["realized"] == float(published):
+                    break
+        assert published > 500
+        # at most one per interval (plus the one the last publish scheduled)
+        assert len(received) <= elapsed / interval + 2, (len(received), elapsed)
+        assert ops.service.events.sent_snapshots == len(received)
+        pnls = [m["data"]["status"]["pnl"]["realized"] for m in received]
+        assert pnls == sorted(pnls)
+
+
+async def test_state_throttle_and_flatten_changes_are_events(tmp_path: Path) -> None:
+    base = make_snapshot()
+    async with (
+        running_service(tmp_path, api_key=API_KEY, snapshot=base, stream=FAST) as ops,
+        ops.http.ws_connect(ws_url(ops), headers={"X-API-Key": API_KEY}) as ws,
+    ):
+        await receive_json(ws)
+        flat = SideState(quantity=0.0, entry_price=0.0, inventory_usdt=0.0, unrealized_pnl=0.0)
+        ops.store.publish(make_snapshot(throttle=0.25))
+        ops.store.publish(
+            make_snapshot(
+                throttle=0.25, trading_state=TradingState.FLATTENING, state_reason="flatten"
+            )
+        )
+        ops.store.publish(
+            make_snapshot(
+                throttle=0.25,
+                trading_state=TradingState.FLATTENING,
+                state_reason="flatten",
+                long=flat,
+            )
+        )
+        ops.store.publish(
+            make_snapshot(
+                throttle=0.25,
+                trading_state=TradingState.PAUSED,
+                state_reason="flat",
+                long=flat,
+                short=flat,
+            )
+        )
+        events: list[dict] = []
+        while len(events) < 6:
+            msg = await receive_json(ws)
+            if msg["type"] != "snapshot":
+                events.append(msg)
+    kinds = [(m["type"], m["data"].get("phase") or m["data"].get("state")) for m in events]
+    assert kinds == [
+        ("throttle", None),
+        ("trading_state", "flattening"),
+        ("flatten", "started"),
+        ("flatten", "progress"),
+        ("trading_state", "paused"),
+        ("flatten", "done"),
+    ]
+    assert events[0]["data"] == {"previous": 0.75, "throttle": 0.25}
+    assert events[3]["data"]["long_qty"] == 0.0 and events[3]["data"]["short_qty"] == 0.03
+    assert events[4]["data"] == {"previous": "flattening", "state": "paused", "reason": "flat"}
+    assert events[5]["data"]["short_qty"] == 0.0
+
+
+async def test_control_actions_reach_the_stream_as_audit_entries(tmp_path: Path) -> None:
+    async with (
+        running_service(
+            tmp_path, api_key=API_KEY, snapshot=make_snapshot(), target=StateTarget(), stream=FAST
+        ) as ops,
+        ops.http.ws_connect(ws_url(ops), headers={"X-API-Key": API_KEY}) as ws,
+    ):
+        await receive_json(ws)
+        status, _, _ = await ops.call("POST", "/stop", key=API_KEY, body={})
+        assert status == 200
+        audit = await until_type(ws, "audit")
+        status, _, _ = await ops.call("POST", "/stop", key="wrong", body={})
+        assert status == 401
+        refused = await until_type(ws, "audit")
+    assert audit["data"]["action"] == "stop" and audit["data"]["outcome"] == "ok"
+    assert audit["data"]["key_used"] is True
+    assert refused["data"]["outcome"] == "unauthorized"
+    assert API_KEY not in orjson.dumps(audit).decode()
+
+
+# ---- authentication ---------------------------------------------------------------------
+
+
+async def test_browser_style_first_message_authenticates(tmp_path: Path) -> None:
+    async with (
+        running_service(tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=FAST) as ops,
+        ops.http.ws_connect(ws_url(ops)) as ws,
+    ):
+        await ws.send_str(orjson.dumps({"type": "auth", "key": API_KEY}).decode())
+        assert (await receive_json(ws))["type"] == "snapshot"
+
+
+@pytest.mark.parametrize(
+    ("how", "code", "reason"),
+    [
+        ("wrong header", CLOSE_UNAUTHORIZED, "wrong X-API-Key"),
+        ("wrong first message", CLOSE_UNAUTHORIZED, "wrong API key"),
+        ("silence", CLOSE_UNAUTHORIZED, "no auth message within 0.5s"),
+        ("not json", CLOSE_BAD_MESSAGE, "the first message is not JSON"),
+        ("not an auth message", CLOSE_BAD_MESSAGE, "the first message must be"),
+    ],
+)
+async def test_no_valid_key_closes_before_any_data(
+    tmp_path: Path, how: str, code: int, reason: str
+) -> None:
+    async with running_service(
+        tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=FAST
+    ) as ops:
+        headers = {"X-API-Key": "nope"} if how == "wrong header" else {}
+        async with ops.http.ws_connect(ws_url(ops), headers=headers) as ws:
+            if how == "wrong first message":
+                await ws.send_str(orjson.dumps({"type": "auth", "key": "nope"}).decode())
+            elif how == "not json":
+                await ws.send_str("hello")
+            elif how == "not an auth message":
+                await ws.send_str(orjson.dumps({"key": API_KEY}).decode())
+            got_code, got_reason = await closed_with(ws)
+        assert ops.service.events.clients == 0
+    assert got_code == code
+    assert got_reason.startswith(reason)
+
+
+async def test_without_a_configured_key_the_stream_is_open(tmp_path: Path) -> None:
+    async with (
+        running_service(tmp_path, snapshot=make_snapshot(), stream=FAST) as ops,
+        ops.http.ws_connect(ws_url(ops)) as ws,
+    ):
+        assert (await receive_json(ws))["type"] == "snapshot"
+
+
+# ---- capacity and slow clients ---------------------------------------------------------
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} {labels} not in /metrics")
+
+
+async def test_clients_are_counted_and_capped(tmp_path: Path) -> None:
+    settings = StreamSettings(max_clients=2, heartbeat_interval=60.0)
+    async with running_service(
+        tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=settings
+    ) as ops:
+        hdr = {"X-API-Key": API_KEY}
+        async with (
+            ops.http.ws_connect(ws_url(ops), headers=hdr) as a,
+            ops.http.ws_connect(ws_url(ops), headers=hdr) as b,
+        ):
+            await receive_json(a)
+            await receive_json(b)
+            async with ops.http.get(ops.url + "/metrics") as resp:
+                assert _metric(await resp.text(), "hedgegrid_event_stream_clients") == 2
+            async with ops.http.ws_connect(ws_url(ops), headers=hdr) as c:
+                code, reason = await closed_with(c)
+            assert code == CLOSE_TRY_AGAIN_LATER
+            assert "the limit is 2" in reason
+        await asyncio.sleep(0.1)
+        async with ops.http.get(ops.url + "/metrics") as resp:
+            assert _metric(await resp.text(), "hedgegrid_event_stream_clients") == 0
+
+
+async def _stalled_client(port: int) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads again."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"X-API-Key: {API_KEY}\r\n\r\n"
+    )
+    await loop.sock_sendall(sock, request.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await loop.sock_recv(sock, 1)  # byte by byte: read nothing past the head
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+async def test_a_stalled_client_is_dropped_and_the_others_get_everything(tmp_path: Path) -> None:
+    settings = StreamSettings(buffer=8, snapshot_interval=0.05, heartbeat_interval=60.0)
+    async with running_service(
+        tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=settings
+    ) as ops:
+        hub = ops.service.events
+        stalled = await _stalled_client(ops.service.api_port)
+        try:
+            async with ops.http.ws_connect(
+                ws_url(ops), headers={"X-API-Key": API_KEY}, max_msg_size=0
+            ) as healthy:
+                await receive_json(healthy)
+                assert hub.clients == 2
+                blob = "x" * 4000
+                sent = 0
+                received: list[int] = []
+                # Bursts the healthy client keeps up with; the stalled one cannot.
+                while hub.clients == 2 and sent < 20_000:
+                    for _ in range(4):
+                        hub.publish(EventType.AUDIT, {"n": sent, "pad": blob})
+                        sent += 1
+                    await asyncio.sleep(0)
+                    while len(received) < sent - 4:
+                        received.append((await receive_json(healthy))["data"]["n"])
+                assert hub.clients == 1, "the stalled client was never dropped"
+                while len(received) < sent:
+                    received.append((await receive_json(healthy))["data"]["n"])
+                assert received == list(range(sent))
+                async with ops.http.get(ops.url + "/metrics") as resp:
+                    text = await resp.text()
+                assert _metric(text, "hedgegrid_event_stream_dropped_total") == 1
+                assert _metric(text, "hedgegrid_event_stream_clients") == 1
+        finally:
+            stalled.close()
+    lines = [
+        orjson.loads(line)
+        for line in (ops.log_dir / "trading.log").read_text().splitlines()
+        if "events_client_dropped" in line
+    ]
+    assert len(lines) == 1 and lines[0]["reason"].startswith("too slow: 8 messages")
+
+
+async def test_a_dropped_client_reads_the_close_code_when_it_catches_up(tmp_path: Path) -> None:
+    settings = StreamSettings(buffer=4, heartbeat_interval=60.0)
+    async with running_service(
+        tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=settings
+    ) as ops:
+        hub = ops.service.events
+        async with ops.http.ws_connect(ws_url(ops), headers={"X-API-Key": API_KEY}) as ws:
+            await receive_json(ws)
+            for i in range(10):  # one loop iteration: the writer cannot drain in between
+                hub.publish(EventType.FILL, {"n": i})
+            msgs: list[Any] = []
+            while True:
+                msg = await ws.receive(timeout=5)
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    break
+                msgs.append(orjson.loads(msg.data))
+            assert ws.close_code == CLOSE_SLOW_CONSUMER
+            assert "too slow" in (msg.extra or "")
+        # what it got is an unbroken prefix; what was still queued when it was dropped is gone
+        got = [m["data"]["n"] for m in msgs]
+        assert got == list(range(len(got))) and len(got) <= 4

@@ -147,6 +147,7 @@ def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> Paper
     ops = None
     if options.ops is not None:
         ops = OpsService(options.ops, store, bus, node_running=lambda: node.is_running)
+        ops.tap(node.kernel.msgbus, str(strategy.id))  # fills and order events for /events
     return PaperService(node, strategy, store, bus, bridge, ops)
 
 

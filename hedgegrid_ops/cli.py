@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser
     )
     _add_run(subparsers)
+    from hedgegrid_ops.venues.binance_local.cli import add_exchange_command
+
+    add_exchange_command(subparsers, _port, _positive)
     add_client_commands(subparsers)
     return parser
 
@@ -263,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "exchange":
+        from hedgegrid_ops.venues.binance_local.cli import cmd_exchange
+
+        return cmd_exchange(args)
     from hedgegrid_ops.client_cli import run_client_command
 
     return run_client_command(args)

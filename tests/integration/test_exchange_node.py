@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from tests.child import emit_result, run_child
-from tests.exchange_support import API_KEY, API_SECRET, ExchangeProcess
+from tests.exchange_support import API_KEY, API_SECRET, ExchangeProcess, admin
 
 BALANCE = "100000"
 
@@ -33,7 +33,7 @@ class Seen:
     rejections: list[dict[str, Any]] = field(default_factory=list)
 
 
-def run_node(rest_url: str, ws_url: str) -> dict[str, Any]:
+def run_node(rest_url: str, ws_url: str, admin_token: str) -> dict[str, Any]:
     from nautilus_trader.adapters.binance import (
         BinanceAccountType,
         BinanceDataClientConfig,
@@ -180,22 +180,20 @@ def run_node(rest_url: str, ws_url: str) -> dict[str, Any]:
             probe.submit_order(big, position_id=long_id)
             await wait_for(lambda: big.status == OrderStatus.REJECTED, 10, "margin reject")
 
-            # 5. marketable limit larger than any displayed size: partial taker fill at
-            #    the touch, then maker fills from prints; the rest is cancelled.
+            # 5. a marketable limit larger than any displayed size (at most 8 BTC), sent
+            #    while the market is paused so the quote cannot move away: a partial
+            #    taker fill at the touch, the rest rests; after the market resumes,
+            #    prints fill it as maker; what is left after two fills is cancelled.
+            await asyncio.to_thread(admin, rest_url, admin_token, "/admin/market/pause")
+            await asyncio.sleep(0.5)
             quote = cache.quote_tick(iid)
-            part = fac.limit(
-                iid,
-                OrderSide.BUY,
-                inst.make_qty(8.5),
-                inst.make_price(quote.ask_price.as_double() * 1.002),
-            )
+            part = fac.limit(iid, OrderSide.BUY, inst.make_qty(8.5), quote.ask_price)
             probe.submit_order(part, position_id=long_id)
-            await wait_for(
-                lambda: part.status == OrderStatus.PARTIALLY_FILLED and len(part.trade_ids) >= 2,
-                20,
-                "partial fills",
-            )
-            probe.cancel_order(part)
+            await wait_for(lambda: part.status == OrderStatus.PARTIALLY_FILLED, 10, "partial")
+            await asyncio.to_thread(admin, rest_url, admin_token, "/admin/market/resume")
+            await wait_for(lambda: len(part.trade_ids) >= 2, 30, "two fills")
+            if part.is_open:
+                probe.cancel_order(part)
             await wait_for(
                 lambda: part.status in (OrderStatus.CANCELED, OrderStatus.FILLED),
                 10,
@@ -224,6 +222,9 @@ def run_node(rest_url: str, ws_url: str) -> dict[str, Any]:
                 statuses=[o.status.name for o in orders],
                 filled_qty={o.client_order_id.value: str(o.filled_qty) for o in orders},
                 part_fills=len(part.trade_ids),
+                part_first_fill=str(
+                    next(f.last_qty for f in part.events if type(f).__name__ == "OrderFilled")
+                ),
                 part_liquidity=[
                     f.liquidity_side.name for f in part.events if type(f).__name__ == "OrderFilled"
                 ],
@@ -254,6 +255,7 @@ def test_nautilus_binance_adapter_trades_on_the_local_exchange() -> None:
             "tests.integration.test_exchange_node",
             ex.info["rest_url"],
             ex.info["ws_url"],
+            ex.info["admin_token"],
             timeout=150,
         )
         rest = ex.rest
@@ -267,14 +269,10 @@ def test_nautilus_binance_adapter_trades_on_the_local_exchange() -> None:
     assert all(n > 0 for n in counts.values()), counts
     assert result["price_precision"] == 2
     assert all(Decimal(r) != 0 for r in result["funding_rates"])
-    assert result["statuses"] == [
-        "CANCELED",
-        "REJECTED",
-        "FILLED",
-        "REJECTED",
-        "CANCELED",
-        "FILLED",
-    ]
+    *statuses, part_status, close_status = result["statuses"]
+    assert statuses == ["CANCELED", "REJECTED", "FILLED", "REJECTED"]
+    assert part_status in ("CANCELED", "FILLED") and close_status == "FILLED"
+    assert Decimal(result["part_first_fill"]) < Decimal("8.5")  # partially filled first
     post_only, margin = result["rejections"]
     assert post_only["due_post_only"] is True and "-5022" in post_only["reason"]
     assert margin["due_post_only"] is False and "-2019" in margin["reason"]
@@ -300,4 +298,4 @@ def test_nautilus_binance_adapter_trades_on_the_local_exchange() -> None:
 
 
 if __name__ == "__main__":
-    emit_result(run_node(sys.argv[1], sys.argv[2]))
+    emit_result(run_node(sys.argv[1], sys.argv[2], sys.argv[3]))

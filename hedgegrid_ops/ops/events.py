@@ -238,7 +238,10 @@ class EventHub:
     # ---- the consumer side -----------------------------------------------------------
 
     def subscribe(self) -> Subscriber:
-        """A new client's queue, primed with the latest snapshot. Raises ``StreamFull``."""
+        """A new client's queue, primed with the latest snapshot and the health verdict.
+
+        Raises ``StreamFull`` when the cap is reached.
+        """
         if len(self._subs) >= self.settings.max_clients:
             raise StreamFull(
                 f"too many event stream clients: the limit is {self.settings.max_clients}"
@@ -251,6 +254,8 @@ class EventHub:
                     EventType.SNAPSHOT, self._render_snapshot(self._latest)
                 )
             sub.offer(self._last_snapshot_msg)
+        if self._render_health is not None:  # so a new page shows health at once
+            sub.offer(self._message(EventType.HEARTBEAT, {"health": self._render_health()}))
         self._ensure_heartbeat()
         self._report_clients()
         return sub

@@ -287,7 +287,7 @@ _EVENTS_DESCRIPTION = (
 
 
 def _page_paths(a: bool) -> dict[str, Any]:
-    """The /events WebSocket upgrade."""
+    """The operator page, its assets and the /events WebSocket upgrade."""
     html = _text("Operator page", {"text/html": {"schema": {"type": "string"}}})
     events_op = _operation("/events", "Live event stream (WebSocket)", html, (426,), a)
     events_op["description"] = _EVENTS_DESCRIPTION
@@ -295,7 +295,29 @@ def _page_paths(a: bool) -> dict[str, Any]:
         "101": {"description": "Switching Protocols: the WebSocket is open"},
         **{k: v for k, v in events_op["responses"].items() if k != "200"},
     }
-    return {"/events": {"get": events_op}}
+    asset = _operation(
+        "/ui/static/{filename}",
+        "Operator page asset",
+        _text(
+            "Asset",
+            {
+                "text/javascript": {"schema": {"type": "string"}},
+                "text/css": {"schema": {"type": "string"}},
+                "image/svg+xml": {"schema": {"type": "string"}},
+            },
+        ),
+        (404,),
+        a,
+    )
+    asset["parameters"] = [
+        {"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}
+    ]
+    return {
+        "/": {"get": _operation("/", "Operator page (no CDN, no build step)", html, (), a)},
+        "/ui": {"get": _operation("/ui", "Operator page (same as /)", html, (), a)},
+        "/ui/static/{filename}": {"get": asset},
+        "/events": {"get": events_op},
+    }
 
 
 def build_openapi(auth_enabled: bool) -> dict[str, Any]:

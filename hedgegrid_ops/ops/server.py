@@ -24,6 +24,7 @@ from hedgegrid_ops.ops.audit import audit_attempt
 from hedgegrid_ops.ops.auth import API_KEY_HEADER, is_open_route, key_matches
 from hedgegrid_ops.ops.context import CONTEXT, KEY_USED, REQUEST_ID, OpsContext
 from hedgegrid_ops.ops.errors import ApiError, error_response
+from hedgegrid_ops.ops.page import add_page_routes
 from hedgegrid_ops.ops.routes import MAX_BODY_BYTES, actor_of, add_api_routes, add_metrics_routes
 from hedgegrid_ops.ops.stream import add_stream_routes
 
@@ -182,6 +183,7 @@ def build_api_app(ctx: OpsContext) -> web.Application:
     app = _app(ctx, with_auth=True)
     add_api_routes(app)
     add_stream_routes(app)
+    add_page_routes(app)
     return app
 
 

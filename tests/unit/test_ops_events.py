@@ -50,6 +50,18 @@ async def receive_json(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0
     return orjson.loads(msg.data)
 
 
+async def next_event(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0) -> dict:
+    """The next message that is neither a snapshot nor a heartbeat."""
+    while True:
+        msg = await receive_json(ws, timeout)
+        if msg["type"] not in ("snapshot", "heartbeat"):
+            return msg
+
+
+async def next_snapshot(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0) -> dict:
+    return await until_type(ws, "snapshot", timeout)
+
+
 async def until_type(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 5.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -129,7 +141,7 @@ async def test_snapshots_are_coalesced_and_the_latest_is_delivered(tmp_path: Pat
             elapsed = asyncio.get_running_loop().time() - started
             received = []
             while True:
-                msg = await receive_json(ws)
+                msg = await next_snapshot(ws)
                 received.append(msg)
                 if msg["data"]["status"]["pnl"]["realized"] == float(published):
                     break
@@ -174,9 +186,7 @@ async def test_state_throttle_and_flatten_changes_are_events(tmp_path: Path) -> 
         )
         events: list[dict] = []
         while len(events) < 6:
-            msg = await receive_json(ws)
-            if msg["type"] != "snapshot":
-                events.append(msg)
+            events.append(await next_event(ws))
     kinds = [(m["type"], m["data"].get("phase") or m["data"].get("state")) for m in events]
     assert kinds == [
         ("throttle", None),
@@ -339,10 +349,10 @@ async def test_a_stalled_client_is_dropped_and_the_others_get_everything(tmp_pat
                         sent += 1
                     await asyncio.sleep(0)
                     while len(received) < sent - 4:
-                        received.append((await receive_json(healthy))["data"]["n"])
+                        received.append((await next_event(healthy))["data"]["n"])
                 assert hub.clients == 1, "the stalled client was never dropped"
                 while len(received) < sent:
-                    received.append((await receive_json(healthy))["data"]["n"])
+                    received.append((await next_event(healthy))["data"]["n"])
                 assert received == list(range(sent))
                 async with ops.http.get(ops.url + "/metrics") as resp:
                     text = await resp.text()
@@ -373,7 +383,8 @@ async def test_a_dropped_client_reads_the_close_code_when_it_catches_up(tmp_path
                 msg = await ws.receive(timeout=5)
                 if msg.type is not aiohttp.WSMsgType.TEXT:
                     break
-                msgs.append(orjson.loads(msg.data))
+                if orjson.loads(msg.data)["type"] == "fill":
+                    msgs.append(orjson.loads(msg.data))
             assert ws.close_code == CLOSE_SLOW_CONSUMER
             assert "too slow" in (msg.extra or "")
         # what it got is an unbroken prefix; what was still queued when it was dropped is gone

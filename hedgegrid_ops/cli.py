@@ -16,10 +16,13 @@ import msgspec
 
 from hedgegrid_ops import __version__
 from hedgegrid_ops.config import (
+    AnyVenueConfig,
+    BinanceVenueConfig,
     ConfigError,
+    StrategyConfig,
     VenueConfig,
+    load_any_venue_config,
     load_strategy_config,
-    load_venue_config,
 )
 
 EXIT_USAGE = 2
@@ -74,13 +77,19 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         "--venue-config",
         type=Path,
         default=DEFAULT_VENUE,
-        help="venue YAML (account and simulated market)",
+        help="venue YAML: configs/venues/sim.yaml (paper) or configs/venues/binance_*.yaml (live)",
     )
     run.add_argument(
         "--mode",
         choices=("paper", "live"),
         default="paper",
-        help="paper trades the simulated market; live is not available yet",
+        help="paper trades the simulated market; live trades Binance USDT-M futures through "
+        "NautilusTrader's Binance adapter (needs a kind: binance --venue-config)",
+    )
+    run.add_argument(
+        "--confirm-live",
+        action="store_true",
+        help="required to start live mode on Binance mainnet (real money)",
     )
     run.add_argument(
         "--duration",
@@ -184,17 +193,60 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    if args.mode == "live":
-        return _fail(
-            "--mode live is not available yet: live Binance trading is not implemented; "
-            "use --mode paper"
+def _check_live(
+    args: argparse.Namespace, venue: BinanceVenueConfig, instrument_id: str
+) -> str | None:
+    """Live-mode rules, checked before anything connects; the first broken one, or None."""
+    from hedgegrid_ops.venues.binance_live.credentials import MissingCredentials, load_credentials
+
+    for flag, value in (("--speed", args.speed), ("--seed", args.seed), ("--replay", args.replay)):
+        if value is not None:
+            return f"{flag} applies to paper mode only (live mode trades the venue's market)"
+    if instrument_id not in venue.instruments:
+        return (
+            f"{args.venue_config}: instruments does not list the strategy's instrument "
+            f"{instrument_id}"
+        )
+    if venue.is_mainnet and not (args.confirm_live or venue.confirm_live):
+        return (
+            f"{args.venue_config} trades Binance MAINNET with real money: add --confirm-live "
+            "(or confirm_live: true in the venue config) to start"
         )
     try:
-        strategy = load_strategy_config(args.strategy_config)
-        venue = _apply_market_overrides(
-            load_venue_config(args.venue_config), args, args.venue_config
+        load_credentials(venue.environment)
+    except MissingCredentials as exc:
+        return str(exc)
+    if args.enable_ops and not (args.api_key or os.environ.get("HEDGEGRID_API_KEY", "").strip()):
+        return (
+            "live mode with --enable-ops needs a control-API key: set HEDGEGRID_API_KEY "
+            "(or --api-key) so that nobody else on this host can flatten or stop trading"
         )
+    return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        strategy = load_strategy_config(args.strategy_config)
+        loaded = load_any_venue_config(args.venue_config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    if args.mode == "live":
+        if not isinstance(loaded, BinanceVenueConfig):
+            return _fail(
+                f"--mode live needs a live venue config (kind: binance), and "
+                f"{args.venue_config} is kind {loaded.kind}; e.g. "
+                "--venue-config configs/venues/binance_testnet.yaml"
+            )
+        problem = _check_live(args, loaded, strategy.instrument_id)
+        if problem is not None:
+            return _fail(problem)
+        return _start(args, strategy, loaded)
+    if isinstance(loaded, BinanceVenueConfig):
+        return _fail(f"{args.venue_config} is a live venue config (kind: binance): add --mode live")
+    if args.confirm_live:
+        return _fail("--confirm-live applies to --mode live only")
+    try:
+        venue = _apply_market_overrides(loaded, args, args.venue_config)
     except ConfigError as exc:
         return _fail(str(exc))
     if args.replay is not None:
@@ -207,6 +259,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.seed is not None and args.seed < 0:
         return _fail("--seed must be >= 0")
 
+    return _start(args, strategy, venue)
+
+
+def _start(args: argparse.Namespace, strategy: StrategyConfig, venue: AnyVenueConfig) -> int:
     ops_settings = None
     if args.enable_ops:
         from hedgegrid_ops.ops.settings import OpsSettings
@@ -228,14 +284,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_dir)
     log = get_logger("cli")
-    log.info(
-        "starting",
-        mode=args.mode,
-        seed=venue.market.seed,
-        speed=venue.market.speed,
-        replay=str(args.replay) if args.replay else None,
-        ops=bool(ops_settings),
-    )
+    if isinstance(venue, BinanceVenueConfig):
+        where = {"environment": venue.environment, "instruments": venue.instruments}
+    else:
+        where = {
+            "seed": venue.market.seed,
+            "speed": venue.market.speed,
+            "replay": str(args.replay) if args.replay else None,
+        }
+    log.info("starting", mode=args.mode, ops=bool(ops_settings), **where)
     options = RunOptions(
         strategy=strategy,
         venue=venue,

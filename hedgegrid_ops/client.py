@@ -93,6 +93,8 @@ class CountersInfo(TypedDict):
     orders_cancelled: int
     orders_rejected: int
     orders_denied: int
+    orders_rejected_margin: int
+    orders_rejected_post_only: int
     fills_buy_maker: int
     fills_buy_taker: int
     fills_sell_maker: int

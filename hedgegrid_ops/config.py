@@ -116,6 +116,81 @@ class VenueConfig(_Frozen):
     market: MarketSection
 
 
+BinanceEnvironment = Literal["live", "testnet", "demo", "local"]
+_URL_SCHEMES = {"http": ("http://", "https://"), "ws": ("ws://", "wss://")}
+
+
+def _check_url(field: str, value: str, kind: str) -> None:
+    if not value.startswith(_URL_SCHEMES[kind]) or value.endswith("/"):
+        schemes = " or ".join(_URL_SCHEMES[kind])
+        raise ValueError(f"{field} must start with {schemes} and have no trailing slash")
+
+
+class BinanceUrls(_Frozen):
+    """Endpoint overrides; the adapter's defaults for the environment apply when unset.
+
+    ``ws_user`` is the user-data stream base (the adapter appends ``/ws?listenKey=``);
+    it is separate from ``ws_market`` because Binance routes them differently.
+    """
+
+    http: str
+    ws_market: str
+    ws_user: str
+
+    def __post_init__(self) -> None:
+        _check_url("urls.http", self.http, "http")
+        _check_url("urls.ws_market", self.ws_market, "ws")
+        _check_url("urls.ws_user", self.ws_user, "ws")
+
+
+class LiveAccountSection(_Frozen):
+    leverage: Annotated[int, msgspec.Meta(ge=1, le=125)]
+    margin_type: Literal["cross", "isolated"]
+
+
+class BinanceVenueConfig(_Frozen):
+    """configs/venues/binance_*.yaml: live trading through NautilusTrader's Binance adapter.
+
+    Holds where to connect and how the account is set up, never credentials: keys
+    come from environment variables named after ``environment`` (see
+    ``hedgegrid_ops.venues.binance_live.credentials``).
+    """
+
+    kind: Literal["binance"]
+    venue: Literal["BINANCE"]
+    environment: BinanceEnvironment
+    account: LiveAccountSection
+    instruments: Annotated[
+        list[Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]+-PERP\.BINANCE$")]],
+        msgspec.Meta(min_length=1, max_length=10),
+    ]
+    urls: BinanceUrls | None = None
+    # Mainnet only: true has the same effect as --confirm-live. Leave false in shared
+    # files so that trading real money always takes a deliberate step.
+    confirm_live: bool = False
+    # What a stop (SIGTERM/Ctrl-C) leaves at the exchange: grid orders are always
+    # cancelled; "keep_exits" leaves take-profit/stop orders working on the open
+    # positions, "cancel_all" cancels them too. Positions are never closed by a stop.
+    on_stop: Literal["keep_exits", "cancel_all"] = "keep_exits"
+    # /health turns degraded when no market data arrived from the venue for this long.
+    max_data_gap_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 15.0
+
+    def __post_init__(self) -> None:
+        if self.environment == "local" and self.urls is None:
+            raise ValueError("environment local needs urls (http, ws_market, ws_user)")
+        if len(set(self.instruments)) != len(self.instruments):
+            raise ValueError("instruments must not repeat")
+        if self.confirm_live and self.environment != "live":
+            raise ValueError("confirm_live only applies to environment live (mainnet)")
+
+    @property
+    def is_mainnet(self) -> bool:
+        return self.environment == "live"
+
+
+AnyVenueConfig = VenueConfig | BinanceVenueConfig
+
+
 def _load[C: msgspec.Struct](path: Path, kind: type[C]) -> C:
     try:
         raw: Any = yaml.safe_load(path.read_text())
@@ -150,3 +225,15 @@ def load_strategy_config(path: Path) -> StrategyConfig:
 
 def load_venue_config(path: Path) -> VenueConfig:
     return _load(path, VenueConfig)
+
+
+def load_any_venue_config(path: Path) -> AnyVenueConfig:
+    """Load a sim or a live venue config, chosen by its ``kind`` key."""
+    kind = _load(path, _VenueKind).kind
+    if kind == "binance":
+        return _load(path, BinanceVenueConfig)
+    return _load(path, VenueConfig)
+
+
+class _VenueKind(msgspec.Struct, frozen=True):
+    kind: Literal["sim", "binance"]

@@ -30,7 +30,7 @@ from nautilus_trader.config import (
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.identifiers import TraderId
 
-from hedgegrid_ops.config import StrategyConfig, VenueConfig
+from hedgegrid_ops.config import AnyVenueConfig, BinanceVenueConfig, StrategyConfig
 from hedgegrid_ops.logs import get_logger
 from hedgegrid_ops.loop_bridge import LoopBridge
 from hedgegrid_ops.ops.bus import CommandBus
@@ -38,6 +38,7 @@ from hedgegrid_ops.ops.service import OpsService, make_command_bus
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.snapshot import SnapshotStore, StrategySnapshot
 from hedgegrid_ops.strategy import HedgeGridV1
+from hedgegrid_ops.strategy.config import VenueBehaviour
 from hedgegrid_ops.venues.sim.config import SimDataClientConfig
 from hedgegrid_ops.venues.sim.factories import (
     SandboxLiveExecClientFactory,
@@ -50,7 +51,7 @@ SIM_CLIENT_KEY = "SIM"
 @dataclass(frozen=True)
 class RunOptions:
     strategy: StrategyConfig
-    venue: VenueConfig
+    venue: AnyVenueConfig
     log_dir: Path
     duration: float | None = None
     replay: Path | None = None
@@ -62,19 +63,30 @@ class StartupError(Exception):
     """Something stopped the service before trading began (message is one sentence)."""
 
 
+TRADER_ID = TraderId("HEDGEGRID-001")
+
+
+def _logging(options: RunOptions) -> LoggingConfig:
+    return LoggingConfig(
+        log_level="OFF",  # stdout carries our JSON lines only; Nautilus logs to its file
+        log_level_file=options.nautilus_log_level_file,
+        log_directory=str(options.log_dir),
+        log_file_name="nautilus",
+        log_file_format="json",
+        log_colors=False,
+    )
+
+
 def node_config(options: RunOptions) -> TradingNodeConfig:
     venue = options.venue
+    if isinstance(venue, BinanceVenueConfig):
+        from hedgegrid_ops.venues.binance_live.node import live_node_config
+
+        return live_node_config(venue, TRADER_ID, _logging(options))
     market = venue.market
     return TradingNodeConfig(
-        trader_id=TraderId("HEDGEGRID-001"),
-        logging=LoggingConfig(
-            log_level="OFF",  # stdout carries our JSON lines only; Nautilus logs to its file
-            log_level_file=options.nautilus_log_level_file,
-            log_directory=str(options.log_dir),
-            log_file_name="nautilus",
-            log_file_format="json",
-            log_colors=False,
-        ),
+        trader_id=TRADER_ID,
+        logging=_logging(options),
         exec_engine=LiveExecEngineConfig(reconciliation=False),
         # The simulated market runs `speed` minutes per wall second, so the order rate
         # limit (Nautilus default 100/s) is scaled to stay the same per simulated second.
@@ -116,6 +128,16 @@ def node_config(options: RunOptions) -> TradingNodeConfig:
     )
 
 
+def _venue_behaviour(venue: AnyVenueConfig) -> VenueBehaviour:
+    if isinstance(venue, BinanceVenueConfig):
+        return VenueBehaviour(
+            books_funding=True,
+            adopt_open_orders=True,
+            keep_exits_on_stop=venue.on_stop == "keep_exits",
+        )
+    return VenueBehaviour()
+
+
 @dataclass
 class PaperService:
     """Everything one paper run owns; ``node.dispose()`` happens after the loop ends."""
@@ -136,17 +158,37 @@ def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> Paper
     bus = make_command_bus(options.ops) if options.ops is not None else CommandBus()
     bridge = LoopBridge(loop)
     node = TradingNode(config=node_config(options), loop=loop)
-    node.add_data_client_factory(SIM_CLIENT_KEY, SimLiveDataClientFactory)
-    node.add_exec_client_factory(options.venue.venue, SandboxLiveExecClientFactory)
+    if isinstance(options.venue, BinanceVenueConfig):
+        from hedgegrid_ops.venues.binance_live.node import install_live_clients
+
+        install_live_clients(node)
+    else:
+        node.add_data_client_factory(SIM_CLIENT_KEY, SimLiveDataClientFactory)
+        node.add_exec_client_factory(options.venue.venue, SandboxLiveExecClientFactory)
     strategy = HedgeGridV1(
-        options.strategy, reduce_only_exits=False, store=store, loop_bridge=bridge
+        options.strategy,
+        reduce_only_exits=False,
+        venue=_venue_behaviour(options.venue),
+        store=store,
+        loop_bridge=bridge,
     )
     node.trader.add_strategy(strategy)
     node.build()
     bus.attach(strategy)
+    venue_problem = None
+    if isinstance(options.venue, BinanceVenueConfig):
+        from hedgegrid_ops.venues.binance_live.node import attach_monitor
+
+        venue_problem = attach_monitor(node, options.venue, options.strategy.instrument_id).problem
     ops = None
     if options.ops is not None:
-        ops = OpsService(options.ops, store, bus, node_running=lambda: node.is_running)
+        ops = OpsService(
+            options.ops,
+            store,
+            bus,
+            node_running=lambda: node.is_running,
+            venue_problem=venue_problem,
+        )
         ops.tap(node.kernel.msgbus, str(strategy.id))  # fills and order events for /events
     return PaperService(node, strategy, store, bus, bridge, ops)
 
@@ -206,11 +248,25 @@ def summary(snapshot: StrategySnapshot | None) -> dict[str, Any]:
     }
 
 
+async def _preflight(venue: BinanceVenueConfig) -> None:
+    """Live mode: check keys and hedge mode at the venue before building anything."""
+    from hedgegrid_ops.venues.binance_live.credentials import load_credentials
+    from hedgegrid_ops.venues.binance_live.preflight import PreflightError, check_account
+
+    try:
+        await check_account(venue, load_credentials(venue.environment))
+    except PreflightError as exc:
+        raise StartupError(str(exc)) from None
+    get_logger("node").info("venue_preflight_ok", environment=venue.environment, hedge_mode=True)
+
+
 def run_paper(options: RunOptions) -> dict[str, Any]:
-    """Run one paper session to completion and return its summary."""
+    """Run one session (paper, or live when the venue config says so) and return its summary."""
     holder: dict[str, PaperService] = {}
 
     async def main() -> None:
+        if isinstance(options.venue, BinanceVenueConfig):
+            await _preflight(options.venue)
         service = build_service(options, asyncio.get_running_loop())
         holder["service"] = service
         await run_service(service, options.duration)

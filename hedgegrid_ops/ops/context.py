@@ -31,9 +31,20 @@ class OpsContext:
     bus: CommandBus
     metrics: OpsMetrics
     node_running: Callable[[], bool]
+    # Live mode: why the venue is unusable right now (connection down, data stale), or None.
+    venue_problem: Callable[[], str | None] | None = None
     swagger_dir: Path | None = None  # None: the Swagger UI package is not installed
     events: EventHub | None = None  # None: GET /events closes at once (no hub wired)
     started_monotonic: float = field(default_factory=time.monotonic)
+
+    def current_venue_problem(self) -> str | None:
+        """The venue probe's answer now; a probe that raises counts as a problem."""
+        if self.venue_problem is None:
+            return None
+        try:
+            return self.venue_problem()
+        except Exception:  # a broken probe means we cannot vouch for the venue
+            return "the venue connection check failed"
 
 
 CONTEXT = web.AppKey("hedgegrid_ops_context", OpsContext)

@@ -112,6 +112,10 @@ class OpsMetrics:
         self.orders_denied = counter(
             "hedgegrid_orders_denied_total", "Orders denied by pre-trade risk checks"
         )
+        self.orders_rejected_reason = counter(
+            "hedgegrid_orders_rejected_by_reason_total",
+            "Venue rejections by reason: insufficient_margin (-2019), post_only (-5022)",
+        )
         self.fills = counter("hedgegrid_fills_total", "Fills by side and liquidity")
         self.funding_payments = counter(
             "hedgegrid_funding_payments_total",
@@ -182,6 +186,8 @@ class OpsMetrics:
         self.orders_cancelled.set({}, c.orders_cancelled)
         self.orders_rejected.set({}, c.orders_rejected)
         self.orders_denied.set({}, c.orders_denied)
+        self.orders_rejected_reason.set({"reason": "insufficient_margin"}, c.orders_rejected_margin)
+        self.orders_rejected_reason.set({"reason": "post_only"}, c.orders_rejected_post_only)
         self.fills.set({"side": "buy", "liquidity": "maker"}, c.fills_buy_maker)
         self.fills.set({"side": "buy", "liquidity": "taker"}, c.fills_buy_taker)
         self.fills.set({"side": "sell", "liquidity": "maker"}, c.fills_sell_maker)

@@ -81,6 +81,7 @@ async def health(request: web.Request) -> web.Response:
         time.time(),
         ctx.settings.max_bar_age,
         commands_alive=ctx.bus.consumer_alive,
+        venue_problem=ctx.current_venue_problem(),
     )
     return json_response(verdict.body, verdict.http_status)
 

@@ -87,6 +87,7 @@ class OpsService:
         bus: CommandBus,
         node_running: Callable[[], bool],
         stream: StreamSettings | None = None,
+        venue_problem: Callable[[], str | None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -105,6 +106,7 @@ class OpsService:
             bus=bus,
             metrics=self.metrics,
             node_running=node_running,
+            venue_problem=venue_problem,
             swagger_dir=swagger_assets_dir(),
             events=self.events,
         )

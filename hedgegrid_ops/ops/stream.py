@@ -62,6 +62,7 @@ def health_data(ctx: OpsContext) -> dict[str, Any]:
         time.time(),
         ctx.settings.max_bar_age,
         commands_alive=ctx.bus.consumer_alive,
+        venue_problem=ctx.current_venue_problem(),
     ).body
 
 

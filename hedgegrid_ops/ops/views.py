@@ -125,11 +125,13 @@ def health_view(
     now: float,
     max_bar_age: float,
     commands_alive: bool = True,
+    venue_problem: str | None = None,
 ) -> Health:
     """Judge liveness from the latest snapshot and the wall clock.
 
     "down" means nothing is trading (no snapshot, node stopped, halted); "degraded"
-    means the process is up but market data is not arriving. The checks are
+    means the process is up but market data is not arriving, or (live mode) the
+    venue connection is down or being recovered (``venue_problem``). The checks are
     ordered so that the most severe reason is the one reported.
     """
     if snap is None:
@@ -166,6 +168,8 @@ def health_view(
         return verdict(
             "degraded", "the command consumer has stopped: control commands will time out"
         )
+    if venue_problem is not None:
+        return verdict("degraded", venue_problem)
     age = body["bar_age_seconds"]
     if age is None:
         return verdict("degraded", "no bar has been processed yet")

@@ -57,12 +57,17 @@ from hedgegrid_ops.grid.order_ids import parse_client_order_id
 from hedgegrid_ops.grid.policy import apply_regime_policy, scale_levels
 from hedgegrid_ops.grid.quantize import quantize_price
 from hedgegrid_ops.grid.regime import RegimeDetector
+from hedgegrid_ops.grid.rejections import (
+    INSUFFICIENT_MARGIN,
+    POST_ONLY_WOULD_TAKE,
+    rejection_code,
+)
 from hedgegrid_ops.grid.throttle import apply_throttle
 from hedgegrid_ops.grid.types import GridParams, InstrumentRules, OrderRole, PositionSide, Regime
 from hedgegrid_ops.logs import get_logger
 from hedgegrid_ops.loop_bridge import LoopBridge
 from hedgegrid_ops.snapshot import SnapshotStore, TradingState
-from hedgegrid_ops.strategy.config import HedgeGridConfig
+from hedgegrid_ops.strategy.config import HedgeGridConfig, VenueBehaviour
 from hedgegrid_ops.strategy.counters import MutableCounters
 from hedgegrid_ops.strategy.exits import ExitKeeper
 from hedgegrid_ops.strategy.flatten import Flattener
@@ -71,6 +76,7 @@ from hedgegrid_ops.strategy.orders import SIDES, OrderDesk
 from hedgegrid_ops.strategy.snapshots import build_snapshot
 from hedgegrid_ops.strategy.tracked import grid_live_orders
 from hedgegrid_ops.strategy.units import NS_PER_S, exact
+from hedgegrid_ops.venue_events import FUNDING_TOPIC, FundingPaid
 
 FLATTEN_WATCHDOG_SECONDS = 15.0
 MAX_RECONCILE_ROUNDS = 10
@@ -86,11 +92,16 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
         config: StrategyConfig,
         *,
         reduce_only_exits: bool,
+        venue: VenueBehaviour | None = None,
         store: SnapshotStore | None = None,
         loop_bridge: LoopBridge | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(HedgeGridConfig.from_settings(config))
+        venue = venue or VenueBehaviour()
+        super().__init__(
+            HedgeGridConfig.from_settings(config, claim_external=venue.adopt_open_orders)
+        )
+        self.venue_behaviour = venue
         self.instrument_id = InstrumentId.from_str(config.instrument_id)
         self.bar_type = BarType.from_str(config.bar_type)
         self._store = store
@@ -137,6 +148,7 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
         self.closed_realized_pnl = 0.0
         self._reconciling = False
         self._reconcile_again = False
+        self._margin_reject_logged_bar = -1
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -163,6 +175,10 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
         # restart) are ours to track too.
         for order in self.cache.orders_open(strategy_id=self.id):
             self.orders.ledger.add(order.client_order_id.value)
+        if self.venue_behaviour.adopt_open_orders:
+            self._report_adopted()
+        if self.venue_behaviour.books_funding:
+            self.msgbus.subscribe(FUNDING_TOPIC, self._on_funding_paid)
         self.subscribe_bars(self.bar_type)
         self.subscribe_quote_ticks(self.instrument_id)
         self.subscribe_mark_prices(self.instrument_id)
@@ -177,9 +193,15 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
         self._publish()
 
     def on_stop(self) -> None:
-        cancelled = self._cancel_grid()
+        if self.venue_behaviour.keep_exits_on_stop:
+            cancelled = self._cancel_grid()
+            kept = len(self.orders.tracked()) - cancelled
+        else:
+            cancelled, kept = self.orders.cancel(self.orders.tracked()), 0
         self._set_state(TradingState.HALTED, "node stopping")
-        self.trading_log.info("strategy_stopped", cancelled_grid_orders=cancelled)
+        self.trading_log.info(
+            "strategy_stopped", cancelled_orders=cancelled, kept_exit_orders=max(0, kept)
+        )
         self._publish()
 
     # ------------------------------------------------------------------ market data
@@ -199,7 +221,8 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
         self.last_bar_time = self._wall_clock()
         self.last_bar_event_ns = bar.ts_event
         self._regime.update(float(bar.high), float(bar.low), float(bar.close))
-        self._account_funding_settlement(bar.ts_event)
+        if not self.venue_behaviour.books_funding:
+            self._account_funding_settlement(bar.ts_event)
         self._apply_funding_guard(bar.ts_event)
         if self.trading_state is TradingState.STARTING:
             self._set_state(TradingState.RUNNING, "first bar received")
@@ -231,12 +254,29 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
 
     def on_order_rejected(self, event: OrderRejected) -> None:
         self.counters.orders_rejected += 1
-        self.trading_log.warning(
-            "order_rejected",
-            client_order_id=event.client_order_id.value,
-            reason=event.reason,
-            due_post_only=event.due_post_only,
-        )
+        code = rejection_code(event.reason)
+        if code == INSUFFICIENT_MARGIN:
+            # The grid re-submits every bar while margin is short: count each, log once a bar.
+            self.counters.orders_rejected_margin += 1
+            if self._margin_reject_logged_bar != self.counters.bars_processed:
+                self._margin_reject_logged_bar = self.counters.bars_processed
+                self.trading_log.warning(
+                    "orders_rejected_insufficient_margin",
+                    client_order_id=event.client_order_id.value,
+                    reason=event.reason,
+                    total=self.counters.orders_rejected_margin,
+                )
+        else:
+            if event.due_post_only or code == POST_ONLY_WOULD_TAKE:
+                # Not retried now: the next bar's grid sync places the rung again
+                # (skipping rungs that would cross the touch).
+                self.counters.orders_rejected_post_only += 1
+            self.trading_log.warning(
+                "order_rejected",
+                client_order_id=event.client_order_id.value,
+                reason=event.reason,
+                due_post_only=event.due_post_only,
+            )
         self.flattener.on_order_failed(event.client_order_id.value, f"rejected: {event.reason}")
 
     def on_order_denied(self, event: OrderDenied) -> None:
@@ -544,6 +584,36 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
                 "funding_settlement_estimated", rate=market.funding_rate, paid_usdt=paid
             )
         market.next_funding_ns = None  # wait for the venue to announce the next one
+
+    def _on_funding_paid(self, payment: FundingPaid) -> None:
+        """A settlement the venue booked (live): count what was actually paid."""
+        self.counters.funding_payments += 1
+        self.counters.funding_paid_usdt += payment.paid_usdt
+        self.trading_log.info(
+            "funding_settled",
+            asset=payment.asset,
+            paid_usdt=payment.paid_usdt,
+            wallet_balance=payment.wallet_balance,
+            total_paid_usdt=self.counters.funding_paid_usdt,
+        )
+        self._publish()
+
+    def _report_adopted(self) -> None:
+        """Log what a restart found at the venue: our orders, foreign orders, positions."""
+        ours, foreign = [], []
+        for order in self.cache.orders_open(instrument_id=self.instrument_id):
+            cid = order.client_order_id.value
+            (ours if parse_client_order_id(cid) is not None else foreign).append(cid)
+        positions = {
+            s.value: exact(p.quantity) for s in SIDES if (p := self.open_position(s)) is not None
+        }
+        self.trading_log.info("venue_state_adopted", orders=ours, positions=positions)
+        if foreign:
+            self.trading_log.warning(
+                "foreign_orders_left_alone",
+                orders=foreign,
+                detail="open orders on this instrument not placed by this strategy; never touched",
+            )
 
     def projected_funding_cost_1h(self) -> float:
         """Net funding our positions would pay over the next hour at the current rate."""

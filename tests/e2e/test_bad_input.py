@@ -100,7 +100,7 @@ def test_bad_venue_config(tmp_path: Path, old: str, new: str, expected: str) -> 
         (("--speed", "0"), "--speed"),
         (("--speed", "100000"), "--speed"),
         (("--duration", "-3"), "--duration"),
-        (("--mode", "live"), "--mode live is not available yet"),
+        (("--mode", "live"), "--mode live needs a live venue config (kind: binance)"),
         (("--mode", "demo"), "--mode"),
         (("--replay", "/nonexistent/klines.csv"), "--replay"),
         (("--enable-ops", "--api-port", "70000"), "--api-port"),

@@ -39,6 +39,10 @@ class LoopBridge:
                 return
             self._loop.call_soon_threadsafe(handler, event)
 
+    def soon(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` later in this loop iteration (only from the loop's own thread)."""
+        self._loop.call_soon(callback)
+
     def close(self) -> None:
         with self._lock:
             self._open = False

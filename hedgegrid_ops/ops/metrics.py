@@ -1,11 +1,11 @@
-"""Prometheus metrics fed by published snapshots, never by polling the strategy.
+"""Prometheus metrics read from the latest published snapshot, at scrape time.
 
-``OpsMetrics.update`` is subscribed to the ``SnapshotStore``: each snapshot the
-strategy publishes (after every bar and order/fill/position event) rewrites the
-gauges and sets the counters to the snapshot's running totals. A scrape only
-renders what is already there, so it costs the strategy nothing and cannot fail
-into it. Each instance owns its registry, so two services (or two tests) in one
-process never share series.
+The strategy publishes a snapshot after bars and order/fill/position events; mirroring
+every one of them into ~40 series would put that work on the strategy's path many times
+per second for a scrape that comes every few seconds. So ``render`` mirrors the latest
+snapshot (``update``) only when it differs from the one mirrored last, then renders.
+A scrape therefore costs the strategy nothing and cannot fail into it. Each instance owns
+its registry, so two services (or two tests) in one process never share series.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import hedgegrid_ops
 from hedgegrid_ops.snapshot import StrategySnapshot, TradingState
 
 POS_INF = float("inf")
+# Loop lag is sampled every few milliseconds, so sub-millisecond buckets matter.
+LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, POS_INF)
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, POS_INF)
 KNOWN_REGIMES = ("sideways", "up", "down")
 
@@ -140,8 +142,17 @@ class OpsMetrics:
             buckets=REQUEST_BUCKETS,
         )
         self.loop_lag = gauge(
-            "hedgegrid_event_loop_lag_seconds", "Overshoot of a 0.5 s sleep on the event loop"
+            "hedgegrid_event_loop_lag_seconds",
+            "Largest event-loop lag the probe saw in its last 0.5 s window",
         )
+        self.loop_lag_probe = Histogram(
+            "hedgegrid_event_loop_lag_probe_seconds",
+            "Event-loop lag per probe: how late a timer due every few ms ran",
+            const_labels=labels,
+            registry=self.registry,
+            buckets=LAG_BUCKETS,
+        )
+        self._mirrored: StrategySnapshot | None = None
         self.stream_clients = gauge(
             "hedgegrid_event_stream_clients", "Clients connected to the /events stream"
         )
@@ -210,8 +221,18 @@ class OpsMetrics:
     def set_loop_lag(self, seconds: float) -> None:
         self.loop_lag.set({}, seconds)
 
-    def render(self, accept_header: str | None) -> tuple[bytes, str]:
-        """Prometheus text exposition of the registry, and its Content-Type."""
+    def observe_loop_lag(self, seconds: float) -> None:
+        self.loop_lag_probe.observe({}, seconds)
+
+    def render(
+        self, accept_header: str | None, snapshot: StrategySnapshot | None = None
+    ) -> tuple[bytes, str]:
+        """Prometheus text exposition of the registry, and its Content-Type.
+
+        ``snapshot`` is the store's latest: mirrored here, once per new snapshot."""
+        if snapshot is not None and snapshot is not self._mirrored:
+            self.update(snapshot)
+            self._mirrored = snapshot
         accepts = [accept_header] if accept_header else []
         body, headers = render(self.registry, accepts)
         return body, headers["Content-Type"]

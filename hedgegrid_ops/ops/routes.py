@@ -99,7 +99,8 @@ async def orders(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body, content_type = _ctx(request).metrics.render(request.headers.get("Accept"))
+    ctx = _ctx(request)
+    body, content_type = ctx.metrics.render(request.headers.get("Accept"), ctx.store.latest)
     # aiohttp wants the charset separately from the media type.
     media_type, _, params = content_type.partition(";")
     resp = web.Response(body=body)

@@ -73,6 +73,7 @@ from hedgegrid_ops.strategy.exits import ExitKeeper
 from hedgegrid_ops.strategy.flatten import Flattener
 from hedgegrid_ops.strategy.market import MarketState
 from hedgegrid_ops.strategy.orders import SIDES, OrderDesk
+from hedgegrid_ops.strategy.publisher import SnapshotPublisher
 from hedgegrid_ops.strategy.snapshots import build_snapshot
 from hedgegrid_ops.strategy.tracked import grid_live_orders
 from hedgegrid_ops.strategy.units import NS_PER_S, exact
@@ -104,8 +105,12 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
         self.venue_behaviour = venue
         self.instrument_id = InstrumentId.from_str(config.instrument_id)
         self.bar_type = BarType.from_str(config.bar_type)
-        self._store = store
         self._loop_bridge = loop_bridge
+        self._snapshots = SnapshotPublisher(
+            store,
+            lambda: build_snapshot(self, self.orders.tracked()),
+            loop_bridge.soon if loop_bridge is not None else None,
+        )
         self._wall_clock = wall_clock
         self.trading_log = get_logger("strategy")  # our JSON trading log; self.log is Nautilus's
 
@@ -203,6 +208,7 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
             "strategy_stopped", cancelled_orders=cancelled, kept_exit_orders=max(0, kept)
         )
         self._publish()
+        self._snapshots.flush()  # the run summary reads this one after the loop stops
 
     # ------------------------------------------------------------------ market data
 
@@ -660,9 +666,7 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
         self.state_reason = reason
 
     def _publish(self) -> None:
-        if self._store is None:
-            return
-        self._store.publish(build_snapshot(self, self.orders.tracked()))
+        self._snapshots.request()
 
 
 def _answer(status: str, previous: TradingState, current: TradingState) -> dict[str, Any]:

@@ -239,3 +239,6 @@ async def test_loop_lag_gauge_sees_a_blocked_loop(tmp_path: Path) -> None:
             if gauge.get({}) >= 0.25:
                 break
         assert gauge.get({}) >= 0.25
+        probe = ops.service.metrics.loop_lag_probe.get({})
+        assert probe[float("inf")] >= 50  # a probe every few ms
+        assert probe[0.25] < probe[float("inf")]  # and it saw the 0.8 s block

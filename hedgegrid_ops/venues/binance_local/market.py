@@ -233,8 +233,11 @@ class Market:
                 break
             if self._next_funding_ns < minute.close_ns:
                 yield self._funding(self._next_funding_ns)
-            yield KlineClosed(minute.close_ns, self._close_minute(minute))
+            # State moves on before the yield: a consumer that stops here (a limited
+            # advance) must not see this minute close twice.
+            closed = KlineClosed(minute.close_ns, self._close_minute(minute))
             self._load_next_minute()
+            yield closed
         if self._now_ns is None or now_ns > self._now_ns:
             self._now_ns = now_ns
         while self._minute is not None and self._next_funding_ns <= now_ns:

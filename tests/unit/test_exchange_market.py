@@ -70,7 +70,12 @@ def test_funding_is_due_once_per_funding_time() -> None:
     events = m.advance(START + 3 * MINUTE_NS)
     due = [e for e in events if isinstance(e, FundingDue)]
     assert [e.ts_ns for e in due] == [START]
-    assert due[0].mark > 0 and due[0].rate == D("0.0001")  # the rate before the first close
+    # The rate published by the minute that closed just before the funding time.
+    twin = PriceProcess(
+        seed=3, initial_price=60000.0, start_ns=START - 2 * MINUTE_NS, ticks_per_minute=6
+    )
+    twin.next_minute()
+    assert due[0].rate == D(repr(twin.next_minute().funding_rate)) and due[0].mark > 0
     assert m.next_funding_ns == START + FUNDING_INTERVAL_NS
     later = [e for e in m.advance(START + 10 * MINUTE_NS) if isinstance(e, FundingDue)]
     assert later == []

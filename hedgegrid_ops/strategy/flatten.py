@@ -1,11 +1,13 @@
-"""Flattener: closes the legs an operator (or a flipped leg) asked to flatten.
+"""Flattener: carries out the flatten of the legs an operator (or a flipped leg) asked for.
 
-Flatten is a loop rather than a one-shot: a leg being flattened has all its
-orders cancelled and a marketable IOC close for what it really holds; after
-every event the loop checks the leg again and sends a new close when the
-position is still open with no close in flight (a partial fill, or a fill of an
-order that was still on its way when the flatten began). A leg is done when it
-is flat and none of its orders is left.
+Flatten is a loop rather than a one-shot: after every event and bar, each leg
+under flatten is described to the pure ``grid.flatten.plan_flatten`` (its net
+position, its open orders with what they may still fill, cancels in flight,
+closes and the bar they were sent on) and its plan is carried out: cancel the
+leg's orders, send a marketable IOC close sized so that it can never take the
+leg past flat, and stop when the leg is flat with nothing left (or give up,
+saying why). A partial fill, or a late fill of an order already on its way, is
+simply seen by the next plan.
 
 The Flattener knows which legs are being flattened and how often their closes
 failed; the trading state (FLATTENING, then PAUSED) is the strategy's.
@@ -17,16 +19,15 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import PositionSide as NautilusPositionSide
 from nautilus_trader.model.position import Position
 
+from hedgegrid_ops.grid.flatten import LegOrder, plan_flatten
 from hedgegrid_ops.grid.order_ids import parse_client_order_id
 from hedgegrid_ops.grid.types import InstrumentRules, OrderRole, PositionSide
 from hedgegrid_ops.strategy.orders import OrderDesk
 from hedgegrid_ops.strategy.tracked import TrackedOrder
-
-MAX_CLOSE_FAILURES = 3
-CLOSE_PATIENCE_BARS = 2
 
 
 class Flattener:
@@ -75,55 +76,53 @@ class Flattener:
         reference: Decimal | None,
         rules: InstrumentRules,
     ) -> list[tuple[PositionSide, str]]:
-        """One pass over the legs under flatten; returns the legs given up on, and why."""
+        """Carry out one plan per leg under flatten; returns the legs given up on, and why."""
         gave_up: list[tuple[PositionSide, str]] = []
         for side in sorted(self._since_ns):
             mine = [t for t in tracked if t.tag.side is side]
-            self._desk.cancel(t for t in mine if t.tag.role is not OrderRole.FLATTEN)
             position = positions[side]
-            closes = [t for t in mine if t.tag.role is OrderRole.FLATTEN]
-            self._desk.cancel(t for t in closes if self._close_is_stuck(t, bar))
-            if position is not None and not closes:
-                why = self._why_not_close(side, position, reference, rules)
-                if why is not None:
-                    self._give_up(side, why)
-                    gave_up.append((side, why))
-                    continue
+            plan = plan_flatten(
+                _signed_qty(position),
+                [self._leg_order(t) for t in mine],
+                close_failures=self._failures.get(side, 0),
+                bar=bar,
+                reference=reference,
+                rules=rules,
+            )
+            self._desk.cancel_ids(mine, plan.cancel)
+            if plan.close is not None:
+                fallback = Decimal(str(position.avg_px_open)) if position is not None else None
                 self._desk.submit_close(
                     side,
-                    position.quantity.as_decimal(),
-                    buying=position.side != NautilusPositionSide.LONG,
-                    reference=reference or Decimal(str(position.avg_px_open)),
+                    plan.close.qty,
+                    buying=plan.close.buy,
+                    reference=reference or fallback or Decimal(0),
                 )
-            elif position is None and not mine:
+            if plan.done:
                 del self._since_ns[side]
                 self._log.info("leg_flat", side=side.value)
+            elif plan.give_up is not None:
+                del self._since_ns[side]
+                self._log.error("flatten_failed", side=side.value, detail=plan.give_up)
+                gave_up.append((side, plan.give_up))
         return gave_up
 
-    def _why_not_close(
-        self,
-        side: PositionSide,
-        position: Position,
-        reference: Decimal | None,
-        rules: InstrumentRules,
-    ) -> str | None:
-        if self._failures.get(side, 0) >= MAX_CLOSE_FAILURES:
-            return f"failed {MAX_CLOSE_FAILURES} times"
-        qty = position.quantity.as_decimal()
-        if reference is not None and (qty < rules.min_qty or qty * reference < rules.min_notional):
-            return (
-                f"left {position.quantity} below the venue's minimum order size; close it by hand"
-            )
-        return None
+    def _leg_order(self, t: TrackedOrder) -> LegOrder:
+        cid = t.order.client_order_id.value
+        is_close = t.tag.role is OrderRole.FLATTEN
+        return LegOrder(
+            client_order_id=cid,
+            buy=t.order.side == OrderSide.BUY,
+            leaves=t.leaves,
+            is_close=is_close,
+            pending_cancel=t.pending_cancel,
+            sent_bar=self._desk.ledger.close_sent_bar(cid) if is_close else None,
+        )
 
-    def _close_is_stuck(self, close: TrackedOrder, bar: int) -> bool:
-        """A close still open after two bars (a partial fill the book never completed).
 
-        Cancelling it lets the loop send a fresh close for whatever is left.
-        """
-        sent_at_bar = self._desk.ledger.close_sent_bar(close.order.client_order_id.value)
-        return sent_at_bar is not None and bar - sent_at_bar >= CLOSE_PATIENCE_BARS
-
-    def _give_up(self, side: PositionSide, why: str) -> None:
-        del self._since_ns[side]
-        self._log.error("flatten_failed", side=side.value, detail=why)
+def _signed_qty(position: Position | None) -> Decimal:
+    """The leg's net position, + long / - short (its actual side, should it have flipped)."""
+    if position is None:
+        return Decimal(0)
+    qty: Decimal = position.quantity.as_decimal()
+    return -qty if position.side == NautilusPositionSide.SHORT else qty

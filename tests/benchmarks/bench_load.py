@@ -248,7 +248,9 @@ def scrape(url: str) -> str:
         return resp.read().decode()
 
 
-LAG_BUCKET = re.compile(r'^hedgegrid_event_loop_lag_probe_seconds_bucket\{le="([^"]+)"\} (\S+)$')
+LAG_BUCKET = re.compile(
+    r'^hedgegrid_event_loop_lag_probe_seconds_bucket\{(?:[^}]*,)?le="([^"]+)"[^}]*\} (\S+)$'
+)
 COUNTER = re.compile(r"^(hedgegrid_[a-z_]+_total)(?:\{[^}]*\})? (\S+)$")
 
 
@@ -325,6 +327,64 @@ def measure_program(load: str, speed: str) -> dict[str, Any]:
             "bars_processed": counter(loaded_after, "hedgegrid_bars_processed_total"),
             "routes": routes,
         }
+
+
+def _cpu_per_bar(speed: str, with_ops: bool, log_dir: Path) -> dict[str, float]:
+    """CPU seconds the program spends per bar while it trades, without HTTP load."""
+    args = ["run", "--speed", speed, "--log-dir", str(log_dir)]
+    if with_ops:
+        args += ["--enable-ops", "--api-port", "0", "--prometheus-port", "0"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hedgegrid_ops", *args],
+        cwd=ROOT,
+        env={**os.environ, "HEDGEGRID_API_KEY": API_KEY, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: list[dict[str, Any]] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            try:
+                lines.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                continue
+
+    threading.Thread(target=pump, daemon=True).start()
+    server = Server(proc, "")
+    try:
+        deadline = time.monotonic() + 60
+        while not any(r.get("event") == "strategy_started" for r in lines):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("the program did not start trading")
+            time.sleep(0.02)
+        cpu0, t0 = server.cpu_seconds(), time.perf_counter()
+        time.sleep(4 * PHASE_SECONDS)
+        cpu, wall = server.cpu_seconds() - cpu0, time.perf_counter() - t0
+    finally:
+        _stop(proc)
+    time.sleep(0.2)
+    summary = next((r for r in lines if r.get("event") == "run_summary"), {})
+    bars = float(summary.get("bars_processed", 0))
+    return {
+        "bars_per_s": round(bars / wall, 1),
+        "cpu_ms_per_bar": round(cpu / bars * 1e3, 3) if bars else float("nan"),
+    }
+
+
+def measure_ops_overhead(speed: str) -> dict[str, Any]:
+    """Ops enabled vs disabled: the CPU the operations layer adds to each bar's work."""
+    runs: dict[str, list[dict[str, float]]] = {"ops_disabled": [], "ops_enabled": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(REPS):
+            for label in runs:
+                log_dir = Path(tmp) / f"{label}-{rep}"
+                runs[label].append(_cpu_per_bar(speed, label == "ops_enabled", log_dir))
+    med = {label: median_of(samples) for label, samples in runs.items()}
+    off, on = med["ops_disabled"]["cpu_ms_per_bar"], med["ops_enabled"]["cpu_ms_per_bar"]
+    return {**med, "overhead_pct": round((on - off) / off * 100, 1) if off else None}
 
 
 def measure_floor(body_bytes: int, busy: float) -> dict[str, Any]:
@@ -421,6 +481,7 @@ def main() -> int:
             "floor": flo,
             "ratios": ratios(prog["routes"], flo["routes"]),
         }
+    report["ops_overhead"] = measure_ops_overhead(LOADS["stress"])
     rendered = table(report)
     summary = {
         load: {k: v for k, v in block["program"].items() if k != "routes"}
@@ -429,7 +490,12 @@ def main() -> int:
     rendered += (
         "\n\n```json\n"
         + orjson.dumps(
-            {"machine": report["machine"], "program": summary}, option=orjson.OPT_INDENT_2
+            {
+                "machine": report["machine"],
+                "program": summary,
+                "ops_overhead": report["ops_overhead"],
+            },
+            option=orjson.OPT_INDENT_2,
         ).decode()
         + "\n```"
     )

@@ -12,7 +12,7 @@ PYTHON_BOOT := $(shell for c in python3.13 python3.12 python3 \
 	  if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
 	    command -v $$c; break; fi; done)
 
-.PHONY: install run test bench lint fmt clean
+.PHONY: install run test bench bench-exchange lint fmt clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@if [ -z "$(PYTHON_BOOT)" ]; then echo "error: no Python >= 3.12 found (PATH or pyenv)" >&2; exit 2; fi
@@ -33,6 +33,10 @@ bench: $(STAMP)
 	bash .ci/install-tools
 	$(PY) -m tests.benchmarks.bench_load
 	$(PY) -m tests.benchmarks.bench_ops
+	$(PY) -m tests.benchmarks.bench_exchange
+
+bench-exchange: $(STAMP)
+	$(PY) -m tests.benchmarks.bench_exchange
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hedgegrid_ops tests

@@ -142,8 +142,6 @@ class Market:
         self._next_funding_ns: int | None = None
         self._now_ns: int | None = None
         self._minute_first_trade = 1
-        self._taker_buy = (Decimal(0), Decimal(0))
-        self._quote_volume = Decimal(0)
         self._load_next_minute()
 
     # -- state ---------------------------------------------------------------------------------
@@ -201,7 +199,28 @@ class Market:
         return list(islice(self._iter_until(now_ns), limit))
 
     def warm_up(self, until_ns: int) -> None:
-        """Consume the market up to ``until_ns`` silently: klines go to history only."""
+        """Consume the market up to ``until_ns`` silently: klines go to history only.
+
+        Whole minutes skip the per-tick objects (this runs before the exchange
+        listens, so it is on the start-up path); ids, klines and the final quote are
+        exactly what :meth:`advance` would have produced.
+        """
+        if self._next_funding_ns is None:
+            self._next_funding_ns = next_funding_ns(self.start_ns)
+        while (minute := self._minute) is not None and self._tick_index == 0:
+            if minute.close_ns > until_ns or not minute.ticks:
+                break
+            count = len(minute.ticks)
+            self._agg_id += count
+            self._update_id += count
+            while self._next_funding_ns < minute.close_ns:
+                self._next_funding_ns += FUNDING_INTERVAL_NS
+            last = minute.ticks[-1]
+            self._quote = Quote(_d(last.bid), _d(last.ask), _d(last.bid_size), _d(last.ask_size))
+            self._last_trade = _d(last.trade_price)
+            self._tick_index = count
+            self._close_minute(minute)
+            self._load_next_minute()
         for _ in self._iter_until(until_ns):
             pass
 
@@ -255,10 +274,6 @@ class Market:
         quote = Quote(_d(tick.bid), _d(tick.ask), _d(tick.bid_size), _d(tick.ask_size))
         self._quote = quote
         self._last_trade = price
-        self._quote_volume += price * size
-        if tick.aggressor == "BUY":
-            base, quote_amt = self._taker_buy
-            self._taker_buy = (base + size, quote_amt + price * size)
         return TickEvent(
             ts_ns=tick.ts_ns,
             update_id=self._update_id,
@@ -273,6 +288,13 @@ class Market:
         )
 
     def _close_minute(self, minute: MinuteSample) -> KlineRow:
+        quote_volume = taker_base = taker_quote = 0.0
+        for t in minute.ticks:
+            notional = t.trade_price * t.trade_size
+            quote_volume += notional
+            if t.aggressor == "BUY":
+                taker_base += t.trade_size
+                taker_quote += notional
         row = KlineRow(
             open_ms=minute.ts_ns // NS_PER_MS,
             open=_d(minute.open),
@@ -280,10 +302,10 @@ class Market:
             low=_d(minute.low),
             close=_d(minute.close),
             volume=_d(minute.volume),
-            quote_volume=self._quote_volume.quantize(Decimal("0.00001")),
+            quote_volume=_d(round(quote_volume, 5)),
             trades=len(minute.ticks),
-            taker_buy_volume=self._taker_buy[0],
-            taker_buy_quote=self._taker_buy[1].quantize(Decimal("0.00001")),
+            taker_buy_volume=_d(round(taker_base, 3)),
+            taker_buy_quote=_d(round(taker_quote, 5)),
             first_trade_id=self._minute_first_trade,
             last_trade_id=self._agg_id,
         )
@@ -296,8 +318,6 @@ class Market:
     def _load_next_minute(self) -> None:
         self._tick_index = 0
         self._minute_first_trade = self._agg_id + 1
-        self._taker_buy = (Decimal(0), Decimal(0))
-        self._quote_volume = Decimal(0)
         self._minute = None if self._source.exhausted else self._source.next_minute()
 
 

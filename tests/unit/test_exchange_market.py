@@ -224,3 +224,17 @@ def test_bad_state_files_are_named_errors(tmp_path: Path) -> None:
     path.write_text('{"version": 1}')
     with pytest.raises(StateError, match="malformed state"):
         validate(Engine({"BTCUSDT": BTCUSDT}), load(path), path)
+
+
+def test_fast_warm_up_ends_in_the_same_market_as_advancing() -> None:
+    until = START + 37 * MINUTE_NS + MINUTE_NS // 3  # mid-minute, past no funding time
+    warmed, advanced = (
+        market(start_ns=START - 3 * MINUTE_NS),
+        market(start_ns=START - 3 * MINUTE_NS),
+    )
+    warmed.warm_up(until)
+    advanced.advance(until)
+    assert warmed.history() == advanced.history() and len(warmed.history()) == 40
+    assert (warmed.quote, warmed.next_funding_ns) == (advanced.quote, advanced.next_funding_ns)
+    later = until + 3 * MINUTE_NS
+    assert warmed.advance(later) == advanced.advance(later)

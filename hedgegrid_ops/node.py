@@ -1,7 +1,8 @@
 """Build and run the paper-trading TradingNode, with the ops layer on the same loop.
 
 Lifecycle (all on one asyncio loop, the node's own):
-1. build the node, the strategy, the command bus and the snapshot store;
+1. build the node, the strategy, the snapshot store and the ops service (which owns the
+   command bus: its API app starts the consumer and closes the bus);
 2. start the ops listeners (a port in use stops us here, before any trading);
 3. run the node until ``--duration`` elapses or SIGINT/SIGTERM arrives;
 4. stop the node, then the listeners; dispose the node after the loop ends;
@@ -33,8 +34,7 @@ from nautilus_trader.model.identifiers import TraderId
 from hedgegrid_ops.config import AnyVenueConfig, BinanceVenueConfig, StrategyConfig
 from hedgegrid_ops.logs import get_logger
 from hedgegrid_ops.loop_bridge import LoopBridge
-from hedgegrid_ops.ops.bus import CommandBus
-from hedgegrid_ops.ops.service import OpsService, make_command_bus
+from hedgegrid_ops.ops.service import OpsService
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.snapshot import SnapshotStore, StrategySnapshot
 from hedgegrid_ops.strategy import HedgeGridV1
@@ -145,7 +145,6 @@ class PaperService:
     node: TradingNode
     strategy: HedgeGridV1
     store: SnapshotStore
-    bus: CommandBus
     bridge: LoopBridge
     ops: OpsService | None
 
@@ -155,7 +154,6 @@ def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> Paper
     store = SnapshotStore(
         on_listener_error=lambda exc: log.error("snapshot_listener_failed", error=repr(exc))
     )
-    bus = make_command_bus(options.ops) if options.ops is not None else CommandBus()
     bridge = LoopBridge(loop)
     node = TradingNode(config=node_config(options), loop=loop)
     if isinstance(options.venue, BinanceVenueConfig):
@@ -174,7 +172,6 @@ def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> Paper
     )
     node.trader.add_strategy(strategy)
     node.build()
-    bus.attach(strategy)
     venue_problem = None
     if isinstance(options.venue, BinanceVenueConfig):
         from hedgegrid_ops.venues.binance_live.node import attach_monitor
@@ -185,12 +182,12 @@ def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> Paper
         ops = OpsService(
             options.ops,
             store,
-            bus,
             node_running=lambda: node.is_running,
             venue_problem=venue_problem,
         )
+        ops.bus.attach(strategy)  # without the ops layer nothing could send a command
         ops.tap(node.kernel.msgbus, str(strategy.id))  # fills and order events for /events
-    return PaperService(node, strategy, store, bus, bridge, ops)
+    return PaperService(node, strategy, store, bridge, ops)
 
 
 async def run_service(service: PaperService, duration: float | None) -> None:
@@ -221,8 +218,7 @@ async def run_service(service: PaperService, duration: float | None) -> None:
             await run_task
         service.bridge.close()
         if service.ops is not None:
-            await service.ops.stop()
-        await service.bus.close()
+            await service.ops.stop()  # also closes the command bus
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from hedgegrid_ops.commands import Actor
 from hedgegrid_ops.logs import AUDIT, get_logger
 from hedgegrid_ops.ops.bus import Command
@@ -46,13 +48,15 @@ def _who(actor: Actor) -> dict[str, Any]:
     return {"client": actor.client, "key_used": actor.key_used, "request_id": actor.request_id}
 
 
-def command_audit_sink(cmd: Command, outcome: str, result: dict[str, Any] | None) -> None:
+def command_audit_sink(
+    cmd: Command, outcome: str, result: msgspec.Struct | dict[str, str] | None
+) -> None:
     """``CommandBus(audit=...)`` callback: one audit line per executed or expired command."""
     _record(
         action=cmd.action.value,
-        params=cmd.params,
+        params=msgspec.to_builtins(cmd.request),
         outcome=outcome,
-        result=result,
+        result=msgspec.to_builtins(result),
         command_id=cmd.id,
         waited_ms=round((time.monotonic() - cmd.submitted_at) * 1000.0, 3),
         source="bus",

@@ -19,38 +19,50 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
+from hedgegrid_ops.api import (
+    CommandResult,
+    EmptyRequest,
+    FlattenRequest,
+    FlattenResult,
+    Request,
+    StartResult,
+    StopResult,
+    ThrottleRequest,
+    ThrottleResult,
+)
 from hedgegrid_ops.commands import (
     Action,
     Actor,
     CommandConflict,
     CommandTimeout,
     CommandUnavailable,
+    FlattenSide,
 )
 
 
 class ControlTarget(Protocol):
-    """What the strategy exposes to the bridge. Each returns a JSON-able dict of what changed."""
+    """What the strategy exposes to the bus. Each returns the wire Struct of what changed."""
 
-    def control_start(self, reason: str) -> dict[str, Any]: ...
-    def control_stop(self, reason: str) -> dict[str, Any]: ...
-    def control_flatten(self, side: str, reason: str) -> dict[str, Any]: ...
-    def control_set_throttle(self, throttle: float, reason: str) -> dict[str, Any]: ...
+    def control_start(self, reason: str) -> StartResult: ...
+    def control_stop(self, reason: str) -> StopResult: ...
+    def control_flatten(self, side: FlattenSide, reason: str) -> FlattenResult: ...
+    def control_set_throttle(self, throttle: float, reason: str) -> ThrottleResult: ...
 
 
 @dataclass
 class Command:
     action: Action
-    params: dict[str, Any]
+    request: Request
     actor: Actor
     id: int = 0
-    future: asyncio.Future[dict[str, Any]] | None = None
+    future: asyncio.Future[CommandResult] | None = None
     expired: bool = False
     submitted_at: float = field(default_factory=time.monotonic)
 
 
-AuditSink = Callable[[Command, str, dict[str, Any] | None], None]
+AuditSink = Callable[[Command, str, CommandResult | dict[str, str] | None], None]
 
 
 class CommandBus:
@@ -89,11 +101,11 @@ class CommandBus:
             if cmd.future is not None and not cmd.future.done():
                 cmd.future.set_exception(CommandUnavailable("the service is shutting down"))
 
-    async def submit(self, action: Action, params: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    async def submit(self, action: Action, request: Request, actor: Actor) -> CommandResult:
         if self._target is None or self._consumer is None:
             raise CommandUnavailable("the strategy is not running")
         loop = asyncio.get_running_loop()
-        cmd = Command(action, params, actor, id=next(self._ids), future=loop.create_future())
+        cmd = Command(action, request, actor, id=next(self._ids), future=loop.create_future())
         assert cmd.future is not None
         self._queue.put_nowait(cmd)
         try:
@@ -125,23 +137,25 @@ class CommandBus:
                 self._record(cmd, "ok", result)
                 cmd.future.set_result(result)
 
-    def _execute(self, cmd: Command) -> dict[str, Any]:
+    def _execute(self, cmd: Command) -> CommandResult:
         target = self._target
         if target is None:
             raise CommandUnavailable("the strategy is not running")
         reason = f"{cmd.action.value} by {cmd.actor}"
-        match cmd.action:
-            case Action.START:
+        match cmd.action, cmd.request:
+            case Action.START, EmptyRequest():
                 return target.control_start(reason)
-            case Action.STOP:
+            case Action.STOP, EmptyRequest():
                 return target.control_stop(reason)
-            case Action.FLATTEN:
-                return target.control_flatten(cmd.params["side"], reason)
-            case Action.SET_THROTTLE:
-                return target.control_set_throttle(float(cmd.params["throttle"]), reason)
-        raise ValueError(f"unknown action {cmd.action}")
+            case Action.FLATTEN, FlattenRequest(side=side):
+                return target.control_flatten(side, reason)
+            case Action.SET_THROTTLE, ThrottleRequest(throttle=throttle):
+                return target.control_set_throttle(throttle, reason)
+        raise ValueError(f"{cmd.action} does not take a {type(cmd.request).__name__}")
 
-    def _record(self, cmd: Command, outcome: str, result: dict[str, Any] | None) -> None:
+    def _record(
+        self, cmd: Command, outcome: str, result: CommandResult | dict[str, str] | None
+    ) -> None:
         if self._audit is not None:
             with contextlib.suppress(Exception):  # a failing audit sink must not lose the answer
                 self._audit(cmd, outcome, result)

@@ -1,4 +1,4 @@
-"""The API's error vocabulary: one JSON shape for every failure.
+"""Error responses: one JSON shape (``api.Error``) for every failure.
 
 Clients (the CLI, scripts, dashboards) branch on the stable ``error`` code, people
 read ``detail``, and ``request_id`` ties the answer to the access and audit logs.
@@ -9,29 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
+import msgspec
 from aiohttp import web
 
-# Every code the server can answer with, by HTTP status (the OpenAPI document lists these).
-ERROR_CODES: dict[int, tuple[str, ...]] = {
-    400: (
-        "invalid_json",
-        "invalid_type",
-        "out_of_range",
-        "invalid_side",
-        "missing_field",
-        "unknown_field",
-    ),
-    401: ("unauthorized",),
-    404: ("not_found",),
-    405: ("method_not_allowed",),
-    409: ("conflict",),
-    413: ("payload_too_large",),
-    426: ("upgrade_required",),
-    500: ("internal_error",),
-    503: ("unavailable",),
-    504: ("timeout",),
-}
+from hedgegrid_ops.api import ERROR_CODES, Error
 
 
 class ApiError(Exception):
@@ -47,11 +28,11 @@ class ApiError(Exception):
 
 
 def json_response(
-    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+    body: msgspec.Struct | dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    """orjson-encoded response: fast, and NaN/inf become ``null`` instead of invalid JSON."""
+    """msgspec-encoded response (a wire Struct or plain JSON data); NaN/inf become ``null``."""
     return web.Response(
-        body=orjson.dumps(body),
+        body=msgspec.json.encode(body),
         status=status,
         content_type="application/json",
         headers=headers,
@@ -65,6 +46,4 @@ def error_response(
     request_id: str,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
-    return json_response(
-        {"error": code, "detail": detail, "request_id": request_id}, status, headers
-    )
+    return json_response(Error(error=code, detail=detail, request_id=request_id), status, headers)

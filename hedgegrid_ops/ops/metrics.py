@@ -23,6 +23,7 @@ POS_INF = float("inf")
 # Loop lag is sampled every few milliseconds, so sub-millisecond buckets matter.
 LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, POS_INF)
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, POS_INF)
+LAG_WINDOW = 0.5  # seconds: the lag gauge shows the worst probe of each window
 KNOWN_REGIMES = ("sideways", "up", "down")
 
 # The operations guide's 15 gauges: names are a contract with dashboards and alerts.
@@ -143,7 +144,7 @@ class OpsMetrics:
         )
         self.loop_lag = gauge(
             "hedgegrid_event_loop_lag_seconds",
-            "Largest event-loop lag the probe saw in its last 0.5 s window",
+            f"Largest event-loop lag the probe saw in its last {LAG_WINDOW:g} s window",
         )
         self.loop_lag_probe = Histogram(
             "hedgegrid_event_loop_lag_probe_seconds",

@@ -1,10 +1,13 @@
-"""The OpenAPI 3.1 description of the control API, built from the same facts the code uses.
+"""The OpenAPI 3.1 description of the control API, generated from the wire Structs.
 
-Error codes come from ``errors.ERROR_CODES``, counter fields from the ``Counters``
-struct, trading states from ``TradingState``, and the security section follows the
-configured key, so the document served at ``/openapi.json`` describes this server
-as it is running. Tests check that its paths are exactly the registered routes and
-that real responses match the schemas.
+Components come from ``msgspec.json.schema_components`` over the Structs in
+``hedgegrid_ops.api``; every object schema is closed (``additionalProperties:
+false``), so a response field that is not declared there fails the schema tests.
+The JSON paths come from the route table in ``api.py``; only the non-JSON routes
+(metrics, this document, Swagger UI) are written out here. Error responses name the
+codes of their own status, with an example Swagger UI can show. The security
+section follows the configured key, so ``/openapi.json`` describes this server as
+it is running.
 """
 
 from __future__ import annotations
@@ -14,12 +17,20 @@ from typing import Any
 import msgspec
 
 import hedgegrid_ops
+from hedgegrid_ops.api import (
+    COMMAND_ROUTES,
+    ERROR_CODES,
+    MAX_BODY_BYTES,
+    READ_ROUTES,
+    CommandRoute,
+    Error,
+    ReadRoute,
+)
 from hedgegrid_ops.ops.auth import API_KEY_HEADER, OPEN_ROUTES
-from hedgegrid_ops.ops.errors import ERROR_CODES
-from hedgegrid_ops.snapshot import Counters, TradingState
 
 JSON = "application/json"
 Schema = dict[str, Any]
+REF_TEMPLATE = "#/components/schemas/{name}"
 
 _STATUS_TEXT = {
     200: "OK",
@@ -27,7 +38,7 @@ _STATUS_TEXT = {
     401: "Missing or wrong API key",
     404: "Not found",
     409: "Not allowed in the current trading state",
-    413: "Body over 64 KiB",
+    413: f"Body over {MAX_BODY_BYTES} bytes",
     426: "Not a WebSocket upgrade request",
     500: "Internal error (details are in the server log under the request id)",
     503: "No strategy state or no strategy attached",
@@ -36,196 +47,34 @@ _STATUS_TEXT = {
 
 
 def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF_TEMPLATE.format(name=name)}
 
 
-def _num() -> Schema:
-    return {"type": "number"}
+def _close(schema: Any) -> None:
+    """Forbid undeclared properties on every object schema, recursively."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "object" and "properties" in schema:
+            schema["additionalProperties"] = False
+        for value in schema.values():
+            _close(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            _close(item)
 
 
-def _nullable_num() -> Schema:
-    return {"type": ["number", "null"]}
+def wire_structs() -> list[type[msgspec.Struct]]:
+    """Every Struct that crosses the wire, in the order the document lists them."""
+    kinds: list[type[msgspec.Struct]] = [Error]
+    kinds += [r.response for r in READ_ROUTES]
+    for c in COMMAND_ROUTES:
+        kinds += [c.request, c.result]
+    return kinds
 
 
-def _obj(props: dict[str, Schema], *, closed: bool = False) -> Schema:
-    schema: Schema = {"type": "object", "properties": props, "required": list(props)}
-    if closed:
-        schema["additionalProperties"] = False
-    return schema
-
-
-def _counters_schema() -> Schema:
-    props: dict[str, Schema] = {}
-    for field in msgspec.structs.fields(Counters):
-        props[field.name] = {"type": "integer" if field.type is int else "number"}
-    return _obj(props)
-
-
-def _schemas() -> dict[str, Schema]:
-    states = [s.value for s in TradingState]
-    side = _obj(
-        {
-            "inventory_usdt": _num(),
-            "quantity": _num(),
-            "entry_price": _num(),
-            "unrealized_pnl": _num(),
-        }
-    )
-    health = _obj(
-        {
-            "status": {"type": "string", "enum": ["healthy", "degraded", "down"]},
-            "uptime": _num(),
-            "last_bar": _nullable_num(),
-            "trading_state": {"type": "string", "enum": [*states, "unknown"]},
-            "bar_age_seconds": _nullable_num(),
-        }
-    )
-    health["properties"]["reason"] = {
-        "type": "string",
-        "description": "Why the service is not healthy (present on 503 only).",
-    }
-    all_codes = [code for codes in ERROR_CODES.values() for code in codes]
-    return {
-        "Error": _obj(
-            {
-                "error": {"type": "string", "enum": all_codes},
-                "detail": {"type": "string"},
-                "request_id": {"type": "string"},
-            }
-        ),
-        "Health": health,
-        "SideState": side,
-        "Counters": _counters_schema(),
-        "Status": _obj(
-            {
-                "running": {"type": "boolean"},
-                "trading_state": {"type": "string", "enum": states},
-                "state_reason": {"type": "string"},
-                "instrument": {"type": "string"},
-                "positions": _obj({"long": _ref("SideState"), "short": _ref("SideState")}),
-                "margin_ratio": _nullable_num(),  # null: margin in use with no equity left (+Inf)
-                "open_orders": {"type": "integer"},
-                "pnl": _obj({"realized": _num(), "unrealized": _num(), "total": _num()}),
-                "timestamp": _num(),
-                "balance_usdt": _num(),
-                "equity_usdt": _num(),
-                "margin_used_usdt": _num(),
-                "mid_price": _nullable_num(),
-                "grid_center": _nullable_num(),
-                "regime": {"type": "string"},
-                "throttle": _num(),
-                "maker_ratio": _num(),
-                "funding": _obj(
-                    {
-                        "rate": _num(),
-                        "next_funding_time": _nullable_num(),
-                        "cost_1h_projected_usdt": _num(),
-                        "scale_long": _num(),
-                        "scale_short": _num(),
-                    }
-                ),
-                "counters": _ref("Counters"),
-                "uptime": _num(),
-                "last_bar": _nullable_num(),
-                "last_bar_event_time": _nullable_num(),
-            }
-        ),
-        "Rung": _obj(
-            {
-                "price": _num(),
-                "qty": _num(),
-                "rung": {"type": "integer"},
-                "client_order_id": {"type": "string"},
-                "status": {"type": "string"},
-            }
-        ),
-        "Ladders": _obj(
-            {
-                "timestamp": _num(),
-                "mid_price": _nullable_num(),
-                "grid_center": _nullable_num(),
-                "throttle": _num(),
-                "long_ladder": {"type": "array", "items": _ref("Rung")},
-                "short_ladder": {"type": "array", "items": _ref("Rung")},
-            }
-        ),
-        "Order": _obj(
-            {
-                "client_order_id": {"type": "string"},
-                "side": {"type": "string", "enum": ["BUY", "SELL"]},
-                "position_side": {"type": "string", "enum": ["LONG", "SHORT"]},
-                "role": {"type": "string"},
-                "rung": {"type": ["integer", "null"]},
-                "order_type": {"type": "string"},
-                "price": _nullable_num(),
-                "trigger_price": _nullable_num(),
-                "quantity": _num(),
-                "filled_qty": _num(),
-                "status": {"type": "string"},
-            }
-        ),
-        "Orders": _obj(
-            {
-                "orders": {"type": "array", "items": _ref("Order")},
-                "count": {"type": "integer"},
-                "timestamp": _num(),
-            }
-        ),
-        "EmptyRequest": {
-            "type": "object",
-            "maxProperties": 0,
-            "description": "No fields; the body may also be empty.",
-        },
-        "StartResult": _obj(
-            {
-                "status": {"type": "string", "enum": ["started", "already_running"]},
-                "previous_state": {"type": "string", "enum": states},
-                "trading_state": {"type": "string", "enum": states},
-                "timestamp": _num(),
-            }
-        ),
-        "StopResult": _obj(
-            {
-                "status": {"type": "string", "enum": ["stopped", "already_stopped"]},
-                "previous_state": {"type": "string", "enum": states},
-                "trading_state": {"type": "string", "enum": states},
-                "cancelled_orders": {"type": "integer"},
-                "timestamp": _num(),
-            }
-        ),
-        "FlattenRequest": _obj(
-            {"side": {"type": "string", "enum": ["long", "short", "both"]}}, closed=True
-        ),
-        "FlattenResult": _obj(
-            {
-                "status": {"type": "string", "enum": ["flattening"]},
-                "side": {"type": "string", "enum": ["long", "short", "both"]},
-                "cancelled_orders": {"type": "integer"},
-                "closing_positions": {
-                    "type": "array",
-                    "items": {"type": "string", "enum": ["LONG", "SHORT"]},
-                    "description": "Sides that had a position and got a close order now.",
-                },
-                "already_closing": {
-                    "type": "array",
-                    "items": {"type": "string", "enum": ["LONG", "SHORT"]},
-                },
-                "trading_state": {"type": "string", "enum": states},
-                "timestamp": _num(),
-            }
-        ),
-        "ThrottleRequest": _obj(
-            {"throttle": {"type": "number", "minimum": 0.0, "maximum": 1.0}}, closed=True
-        ),
-        "ThrottleResult": _obj(
-            {
-                "status": {"type": "string", "enum": ["updated", "unchanged"]},
-                "new_throttle": _num(),
-                "previous_throttle": _num(),
-                "timestamp": _num(),
-            }
-        ),
-    }
+def schemas() -> dict[str, Schema]:
+    _, components = msgspec.json.schema_components(wire_structs(), ref_template=REF_TEMPLATE)
+    _close(components)
+    return components
 
 
 _REQUEST_ID_HEADER = {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}}
@@ -240,8 +89,19 @@ def _json_response(description: str, schema_name: str) -> Schema:
 
 
 def _error(status: int) -> Schema:
-    codes = ", ".join(ERROR_CODES[status])
-    return _json_response(f"{_STATUS_TEXT[status]} (error: {codes})", "Error")
+    """An error answer whose schema and example name only the codes of ``status``."""
+    codes = list(ERROR_CODES[status])
+    example = {"error": codes[0], "detail": _STATUS_TEXT[status], "request_id": "3f2a9c"}
+    return {
+        "description": f"{_STATUS_TEXT[status]} (error: {', '.join(codes)})",
+        "headers": _REQUEST_ID_HEADER,
+        "content": {
+            JSON: {
+                "schema": {"allOf": [_ref("Error"), {"properties": {"error": {"enum": codes}}}]},
+                "example": example,
+            }
+        },
+    }
 
 
 def _operation(
@@ -269,6 +129,32 @@ def _operation(
             "content": {JSON: {"schema": _ref(body)}},
         }
     return op
+
+
+def _read(route: ReadRoute, auth_enabled: bool) -> Schema:
+    name = route.response.__name__
+    op = _operation(
+        route.path, route.summary, _json_response(name, name), route.errors, auth_enabled
+    )
+    for status, meaning in route.also:
+        op["responses"][str(status)] = _json_response(meaning, name)
+    op["responses"] = dict(sorted(op["responses"].items()))
+    return op
+
+
+COMMAND_ERRORS = (400, 409, 413, 503, 504)
+
+
+def _command(route: CommandRoute, auth_enabled: bool) -> Schema:
+    return _operation(
+        route.path,
+        route.summary,
+        _json_response(route.ok, route.result.__name__),
+        COMMAND_ERRORS,
+        auth_enabled,
+        body=route.request.__name__,
+        body_required=route.body_required,
+    )
 
 
 def _text(description: str, media: dict[str, Schema]) -> Schema:
@@ -320,79 +206,9 @@ def _page_paths(a: bool) -> dict[str, Any]:
     }
 
 
-def build_openapi(auth_enabled: bool) -> dict[str, Any]:
-    """The document for a server with (``auth_enabled``) or without an API key."""
-    a = auth_enabled
-    command_errors = (400, 409, 413, 503, 504)
-    health_503 = _json_response("Degraded or down, with a reason", "Health")
-    health_op = _operation(
-        "/health", "Liveness and data freshness", _json_response("Healthy", "Health"), (), a
-    )
-    health_op["responses"]["503"] = health_503
-    health_op["responses"] = dict(sorted(health_op["responses"].items()))
-    paths: dict[str, Any] = {
-        "/health": {"get": health_op},
-        "/status": {
-            "get": _operation(
-                "/status", "Full strategy status", _json_response("Status", "Status"), (503,), a
-            )
-        },
-        "/ladders": {
-            "get": _operation(
-                "/ladders",
-                "Grid ladders as placed",
-                _json_response("Ladders", "Ladders"),
-                (503,),
-                a,
-            )
-        },
-        "/orders": {
-            "get": _operation(
-                "/orders", "Open orders", _json_response("Orders", "Orders"), (503,), a
-            )
-        },
-        "/start": {
-            "post": _operation(
-                "/start",
-                "Resume grid trading (409 when halted)",
-                _json_response("Started or already running", "StartResult"),
-                command_errors,
-                a,
-                body="EmptyRequest",
-                body_required=False,
-            )
-        },
-        "/stop": {
-            "post": _operation(
-                "/stop",
-                "Pause grid trading: cancel grid orders, keep exits",
-                _json_response("Stopped or already stopped", "StopResult"),
-                command_errors,
-                a,
-                body="EmptyRequest",
-                body_required=False,
-            )
-        },
-        "/flatten": {
-            "post": _operation(
-                "/flatten",
-                "Cancel orders and close positions on one or both sides",
-                _json_response("Flattening", "FlattenResult"),
-                command_errors,
-                a,
-                body="FlattenRequest",
-            )
-        },
-        "/set-throttle": {
-            "post": _operation(
-                "/set-throttle",
-                "Set grid aggressiveness 0.0 (passive) .. 1.0 (aggressive)",
-                _json_response("Updated or unchanged", "ThrottleResult"),
-                command_errors,
-                a,
-                body="ThrottleRequest",
-            )
-        },
+def _other_paths(a: bool) -> dict[str, Any]:
+    """The routes that do not answer JSON Structs: written out by hand."""
+    return {
         "/metrics": {
             "get": _operation(
                 "/metrics",
@@ -447,9 +263,16 @@ def build_openapi(auth_enabled: bool) -> dict[str, Any]:
             }
         },
     }
-    paths.update(_page_paths(a))
+
+
+def build_openapi(auth_enabled: bool) -> dict[str, Any]:
+    """The document for a server with (``auth_enabled``) or without an API key."""
+    paths: dict[str, Any] = {r.path: {"get": _read(r, auth_enabled)} for r in READ_ROUTES}
+    paths.update({c.path: {"post": _command(c, auth_enabled)} for c in COMMAND_ROUTES})
+    paths.update(_other_paths(auth_enabled))
+    paths.update(_page_paths(auth_enabled))
     components: dict[str, Any] = {
-        "schemas": _schemas(),
+        "schemas": schemas(),
         "headers": {
             "RequestId": {
                 "description": "Echoes a sane client X-Request-ID, otherwise a new id; "

@@ -7,15 +7,21 @@ a command and await its result, so a malformed request can never half-execute.
 
 from __future__ import annotations
 
-import math
+import re
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-import orjson
+import msgspec
 from aiohttp import web
 
-from hedgegrid_ops.commands import Action, Actor, CommandUnavailable
+from hedgegrid_ops.api import (
+    COMMAND_ROUTES,
+    MAX_BODY_BYTES,
+    READ_ROUTES,
+    CommandRoute,
+    Request,
+)
+from hedgegrid_ops.commands import Actor, CommandUnavailable
 from hedgegrid_ops.ops.audit import audit_attempt
 from hedgegrid_ops.ops.context import CONTEXT, KEY_USED, REQUEST_ID, OpsContext
 from hedgegrid_ops.ops.errors import ApiError, json_response
@@ -23,23 +29,7 @@ from hedgegrid_ops.ops.openapi import build_openapi
 from hedgegrid_ops.ops.views import health_view, ladders_view, orders_view, status_view
 from hedgegrid_ops.snapshot import StrategySnapshot
 
-MAX_BODY_BYTES = 64 * 1024
-FLATTEN_SIDES = ("long", "short", "both")
-
-# Keys the strategy's ControlTarget must return for each action (the wire contract).
-RESULT_KEYS: dict[Action, tuple[str, ...]] = {
-    Action.START: ("status", "previous_state", "trading_state"),
-    Action.STOP: ("status", "previous_state", "trading_state", "cancelled_orders"),
-    Action.FLATTEN: (
-        "status",
-        "side",
-        "cancelled_orders",
-        "closing_positions",
-        "already_closing",
-        "trading_state",
-    ),
-    Action.SET_THROTTLE: ("status", "new_throttle", "previous_throttle"),
-}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Swagger UI files served from the installed package; nothing else under /docs/static.
 SWAGGER_ASSETS = {
@@ -164,128 +154,91 @@ async def docs_asset(request: web.Request) -> web.StreamResponse:
 
 # ---- commands ------------------------------------------------------------------------
 
+# How a msgspec validation message maps onto the API's 400 error codes (first match wins).
+_VALIDATION_CODES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^Object contains unknown field"), "unknown_field"),
+    (re.compile(r"^Object missing required field"), "missing_field"),
+    (re.compile(r"^Invalid enum value"), "invalid_side"),  # the only enum in a request body
+    (re.compile(r"^Number out of range|^Expected `\w+` [<>]=?"), "out_of_range"),
+)
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object; an empty body counts as ``{}``."""
+
+def validation_error(exc: msgspec.ValidationError, kind: type[Request]) -> ApiError:
+    """The 400 ``ApiError`` for a body that is JSON but does not fit ``kind``."""
+    message = str(exc)
+    code = next((c for p, c in _VALIDATION_CODES if p.search(message)), "invalid_type")
+    if code == "unknown_field":
+        accepted = ", ".join(kind.__struct_fields__) or "no fields"
+        message = f"{message}; accepted: {accepted}"
+    return ApiError(400, code, message)
+
+
+def decode_request[R: Request](raw: bytes, kind: type[R]) -> R:
+    """Validate a body completely by decoding it into its Struct; an empty body is ``{}``."""
+    try:
+        return msgspec.json.decode(raw if raw.strip() else b"{}", type=kind)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc, kind) from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+
+
+async def _read_body(request: web.Request) -> bytes:
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         raise ApiError(
             413, "payload_too_large", f"the body is {length} bytes; the limit is {MAX_BODY_BYTES}"
         )
     try:
-        raw = await request.read()
+        return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(
             413, "payload_too_large", f"the body is over the {MAX_BODY_BYTES}-byte limit"
         ) from None
-    if not raw.strip():
-        return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_type", "the body must be a JSON object")
-    return body
-
-
-def _only_fields(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        accepted = ", ".join(allowed) if allowed else "no fields"
-        raise ApiError(
-            400, "unknown_field", f"unknown field(s) {', '.join(unknown)}; accepted: {accepted}"
-        )
-
-
-def _require(body: Mapping[str, Any], name: str) -> Any:
-    if name not in body:
-        raise ApiError(400, "missing_field", f"the field {name!r} is required")
-    return body[name]
-
-
-def _parse_flatten(body: dict[str, Any]) -> dict[str, Any]:
-    _only_fields(body, ("side",))
-    side = _require(body, "side")
-    if not isinstance(side, str):
-        raise ApiError(400, "invalid_type", "side must be a string: long, short or both")
-    if side not in FLATTEN_SIDES:
-        raise ApiError(400, "invalid_side", f"side must be long, short or both, got {side!r}")
-    return {"side": side}
-
-
-def _parse_throttle(body: dict[str, Any]) -> dict[str, Any]:
-    _only_fields(body, ("throttle",))
-    value = _require(body, "throttle")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ApiError(400, "invalid_type", "throttle must be a number between 0.0 and 1.0")
-    throttle = float(value)
-    if not math.isfinite(throttle) or not 0.0 <= throttle <= 1.0:
-        raise ApiError(400, "out_of_range", f"throttle must be between 0.0 and 1.0, got {value}")
-    return {"throttle": throttle}
-
-
-def _parse_empty(body: dict[str, Any]) -> dict[str, Any]:
-    _only_fields(body, ())
-    return {}
-
-
-_PARSERS = {
-    Action.START: _parse_empty,
-    Action.STOP: _parse_empty,
-    Action.FLATTEN: _parse_flatten,
-    Action.SET_THROTTLE: _parse_throttle,
-}
 
 
 def actor_of(request: web.Request) -> Actor:
     return Actor(request.remote or "unknown", request.get(KEY_USED, False), request[REQUEST_ID])
 
 
-async def _command(request: web.Request, action: Action) -> web.Response:
-    actor = actor_of(request)
-    try:
-        params = _PARSERS[action](await _json_body(request))
-    except ApiError as exc:
-        audit_attempt(action.value, {}, actor, "invalid", exc.detail)
-        raise
-    try:
-        result = await _ctx(request).bus.submit(action, params, actor)
-    except CommandUnavailable as exc:
-        audit_attempt(action.value, params, actor, "unavailable", str(exc))
-        raise
-    missing = [k for k in RESULT_KEYS[action] if k not in result]
-    if missing:
-        raise RuntimeError(f"control target answered {action.value} without {', '.join(missing)}")
-    return json_response({**result, "timestamp": result.get("timestamp", time.time())})
+def command_handler(route: CommandRoute) -> Handler:
+    """POST handler: decode the body into ``route.request``, submit, answer the result Struct."""
+
+    async def handle(request: web.Request) -> web.Response:
+        actor = actor_of(request)
+        action = route.action.value
+        try:
+            body = decode_request(await _read_body(request), route.request)
+        except ApiError as exc:
+            audit_attempt(action, {}, actor, "invalid", exc.detail)
+            raise
+        try:
+            result = await _ctx(request).bus.submit(route.action, body, actor)
+        except CommandUnavailable as exc:
+            audit_attempt(action, msgspec.to_builtins(body), actor, "unavailable", str(exc))
+            raise
+        if not isinstance(result, route.result):  # a broken target is a 500, not a bad answer
+            raise RuntimeError(f"control target answered {action} with {type(result).__name__}")
+        return json_response(result)
+
+    handle.__name__ = handle.__qualname__ = f"command_{route.action.value}"
+    return handle
 
 
-async def start(request: web.Request) -> web.Response:
-    return await _command(request, Action.START)
-
-
-async def stop(request: web.Request) -> web.Response:
-    return await _command(request, Action.STOP)
-
-
-async def flatten(request: web.Request) -> web.Response:
-    return await _command(request, Action.FLATTEN)
-
-
-async def set_throttle(request: web.Request) -> web.Response:
-    return await _command(request, Action.SET_THROTTLE)
+_READ_HANDLERS: dict[str, Handler] = {
+    "/health": health,
+    "/status": status,
+    "/ladders": ladders,
+    "/orders": orders,
+}
 
 
 def add_api_routes(app: web.Application) -> None:
-    """Every route of the control API (the OpenAPI document must list exactly these)."""
-    app.router.add_get("/health", health, allow_head=False)
-    app.router.add_get("/status", status, allow_head=False)
-    app.router.add_get("/ladders", ladders, allow_head=False)
-    app.router.add_get("/orders", orders, allow_head=False)
-    app.router.add_post("/start", start)
-    app.router.add_post("/stop", stop)
-    app.router.add_post("/flatten", flatten)
-    app.router.add_post("/set-throttle", set_throttle)
+    """Every route of the control API: the JSON ones from the ``api`` route table."""
+    for read in READ_ROUTES:
+        app.router.add_get(read.path, _READ_HANDLERS[read.path], allow_head=False)
+    for command in COMMAND_ROUTES:
+        app.router.add_post(command.path, command_handler(command))
     app.router.add_get("/metrics", metrics, allow_head=False)
     app.router.add_get("/openapi.json", openapi_json, allow_head=False)
     app.router.add_get("/docs", docs, allow_head=False)

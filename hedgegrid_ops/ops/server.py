@@ -19,14 +19,16 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from hedgegrid_ops.api import COMMAND_BY_PATH, MAX_BODY_BYTES
 from hedgegrid_ops.commands import CommandConflict, CommandTimeout, CommandUnavailable
 from hedgegrid_ops.logs import ACCESS, get_logger
 from hedgegrid_ops.ops.audit import audit_attempt
 from hedgegrid_ops.ops.auth import API_KEY_HEADER, is_open_route, key_matches
 from hedgegrid_ops.ops.context import CONTEXT, KEY_USED, REQUEST_ID, OpsContext
 from hedgegrid_ops.ops.errors import ApiError, error_response
+from hedgegrid_ops.ops.lifecycle import background_tasks
 from hedgegrid_ops.ops.page import add_page_routes
-from hedgegrid_ops.ops.routes import MAX_BODY_BYTES, actor_of, add_api_routes, add_metrics_routes
+from hedgegrid_ops.ops.routes import actor_of, add_api_routes, add_metrics_routes
 from hedgegrid_ops.ops.stream import add_stream_routes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -34,12 +36,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID_HEADER = "X-Request-ID"
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 UNMATCHED = "unmatched"
-_COMMAND_ROUTES = {
-    "/start": "start",
-    "/stop": "stop",
-    "/flatten": "flatten",
-    "/set-throttle": "set_throttle",
-}
 
 
 def route_template(request: web.Request) -> str:
@@ -168,9 +164,9 @@ def make_auth(
                 if presented is None
                 else f"wrong {API_KEY_HEADER}"
             )
-            action = _COMMAND_ROUTES.get(route)
-            if action is not None and request.method == "POST":
-                audit_attempt(action, {}, actor_of(request), "unauthorized", detail)
+            command = COMMAND_BY_PATH.get(route)
+            if command is not None and request.method == "POST":
+                audit_attempt(command.action.value, {}, actor_of(request), "unauthorized", detail)
             raise ApiError(401, "unauthorized", detail)
         request[KEY_USED] = True
         return await handler(request)
@@ -190,6 +186,7 @@ def _app(ctx: OpsContext, with_auth: bool) -> web.Application:
 def build_api_app(ctx: OpsContext) -> web.Application:
     """The control API: status, commands, metrics, health, OpenAPI and Swagger UI."""
     app = _app(ctx, with_auth=True)
+    app.cleanup_ctx.append(background_tasks)  # command consumer + loop-lag probe
     add_api_routes(app)
     add_stream_routes(app)
     add_page_routes(app)

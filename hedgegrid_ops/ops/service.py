@@ -9,10 +9,7 @@ nothing here blocks it. ``start`` fails with one readable sentence
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import errno
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,18 +27,9 @@ from hedgegrid_ops.ops.stream import health_data, snapshot_data
 from hedgegrid_ops.ops.taps import MessageBus, tap_message_bus
 from hedgegrid_ops.snapshot import SnapshotStore
 
-LAG_PROBE_EVERY = 0.005  # seconds between probes
-LAG_WINDOW = 0.5  # the gauge shows the worst probe of each window
-TIMER_ROUNDING = 0.001  # libuv/asyncio timers fire up to 1 ms late by design
-
 
 class OpsStartError(Exception):
     """The ops servers could not start; the message is one sentence for the operator."""
-
-
-def make_command_bus(settings: OpsSettings) -> CommandBus:
-    """The bus the runner should build: the settings' timeout and the audit log wired in."""
-    return CommandBus(timeout=settings.command_timeout, audit=command_audit_sink)
 
 
 def swagger_assets_dir() -> Path | None:
@@ -71,31 +59,6 @@ def _listen_error(host: str, port: int, exc: OSError) -> OpsStartError:
     return OpsStartError(f"cannot listen on {host}:{port}: {why}")
 
 
-async def _track_loop_lag(metrics: OpsMetrics) -> None:
-    """Probe how long a callback that becomes ready waits for the loop.
-
-    Every few milliseconds the probe measures two waits and keeps the larger: how late
-    its sleep ended (less the timer's 1 ms rounding, which is not lag), which catches
-    one long block, and how long a ``call_soon`` callback then waited, which is the wait
-    an arriving request or command sees while the loop works through a busy queue."""
-    loop = asyncio.get_running_loop()
-    clock = time.perf_counter
-    window_end, worst = loop.time() + LAG_WINDOW, 0.0
-    while True:
-        slept = clock()
-        await asyncio.sleep(LAG_PROBE_EVERY)
-        ran: asyncio.Future[float] = loop.create_future()
-        queued = clock()
-        loop.call_soon(lambda fut=ran: fut.done() or fut.set_result(clock()))
-        lag = max(await ran - queued, queued - slept - LAG_PROBE_EVERY - TIMER_ROUNDING)
-        lag = max(lag, 0.0)
-        metrics.observe_loop_lag(lag)
-        worst = max(worst, lag)
-        if loop.time() >= window_end:
-            metrics.set_loop_lag(worst)
-            window_end, worst = loop.time() + LAG_WINDOW, 0.0
-
-
 class OpsService:
     """The API and metrics listeners plus their background tasks, started and stopped as one."""
 
@@ -103,14 +66,15 @@ class OpsService:
         self,
         settings: OpsSettings,
         store: SnapshotStore,
-        bus: CommandBus,
         node_running: Callable[[], bool],
         stream: StreamSettings | None = None,
         venue_problem: Callable[[], str | None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.bus = bus
+        # The one command bus of the process: built here, attached to the strategy by the
+        # runner (``service.bus.attach``), started and closed by the API app's lifecycle.
+        self.bus = CommandBus(timeout=settings.command_timeout, audit=command_audit_sink)
         self.metrics = OpsMetrics(settings.instrument_id)
         self.events = EventHub(
             snapshot_data,
@@ -122,7 +86,7 @@ class OpsService:
         self._ctx = OpsContext(
             settings=settings,
             store=store,
-            bus=bus,
+            bus=self.bus,
             metrics=self.metrics,
             node_running=node_running,
             venue_problem=venue_problem,
@@ -132,7 +96,6 @@ class OpsService:
         self._runners: list[web.AppRunner] = []
         self._api_port: int | None = None
         self._metrics_port: int | None = None
-        self._lag_task: asyncio.Task[None] | None = None
         self._subscribed = False
         self._started = False
 
@@ -154,10 +117,6 @@ class OpsService:
             self.store.subscribe(self.events.on_snapshot)
             self._subscribed = True
         add_audit_listener(self._audit_to_stream)
-        self.bus.start()
-        self._lag_task = asyncio.get_running_loop().create_task(
-            _track_loop_lag(self.metrics), name="hedgegrid-loop-lag"
-        )
         self._started = True
         api = self.api_url
         get_logger("ops").info(
@@ -182,14 +141,13 @@ class OpsService:
         self._started = False
         remove_audit_listener(self._audit_to_stream)
         self.events.close()
-        if self._lag_task is not None:
-            self._lag_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lag_task
-            self._lag_task = None
-        await self._cleanup_runners()
-        await self.bus.close()
+        await self._cleanup_runners()  # the API app's cleanup closes the bus and the probe
         get_logger("ops").info("ops_stopped")
+
+    @property
+    def context(self) -> OpsContext:
+        """What the apps' handlers share (for building an app without the listeners)."""
+        return self._ctx
 
     @property
     def api_port(self) -> int:

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from hedgegrid_ops.api import Health
 from hedgegrid_ops.logs import get_logger
 from hedgegrid_ops.ops.auth import API_KEY_HEADER, key_matches
 from hedgegrid_ops.ops.context import CONTEXT, OpsContext
@@ -50,7 +51,7 @@ def snapshot_data(snap: StrategySnapshot) -> dict[str, Any]:
     return {"status": status_view(snap), "ladders": ladders_view(snap), "orders": orders_view(snap)}
 
 
-def health_data(ctx: OpsContext) -> dict[str, Any]:
+def health_data(ctx: OpsContext) -> Health:
     """The body GET /health would answer now (the heartbeat message carries it)."""
     try:
         running = bool(ctx.node_running())

@@ -27,7 +27,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
 
 from nautilus_trader.model.data import Bar, BarType, FundingRateUpdate, MarkPriceUpdate, QuoteTick
 from nautilus_trader.model.enums import LiquiditySide, OrderSide
@@ -48,7 +47,8 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.position import Position
 from nautilus_trader.trading.strategy import Strategy
 
-from hedgegrid_ops.commands import CommandConflict
+from hedgegrid_ops.api import FlattenResult, StartResult, StopResult, ThrottleResult
+from hedgegrid_ops.commands import CommandConflict, FlattenSide
 from hedgegrid_ops.config import StrategyConfig
 from hedgegrid_ops.grid.diff import diff_ladder
 from hedgegrid_ops.grid.funding import FundingDecision, funding_guard, projected_funding_cost
@@ -327,7 +327,7 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
     # events. Each returns what changed or raises CommandConflict when the command
     # makes no sense in the current state; none of them waits for the venue.
 
-    def control_start(self, reason: str) -> dict[str, Any]:
+    def control_start(self, reason: str) -> StartResult:
         previous = self.trading_state
         if previous is TradingState.HALTED:
             raise CommandConflict(f"trading is halted ({self.state_reason}); restart the service")
@@ -336,34 +336,48 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
                 "a flatten is in progress; start again once the positions are closed"
             )
         if previous in (TradingState.RUNNING, TradingState.STARTING):
-            return _answer("already_running", previous, previous)
+            return StartResult(
+                status="already_running", previous_state=previous, trading_state=previous
+            )
         self._set_state(TradingState.RUNNING, reason)
         self._sync_grid(fallback_mid=None)
         self._publish()
-        return _answer("started", previous, self.trading_state)
+        return StartResult(
+            status="started", previous_state=previous, trading_state=self.trading_state
+        )
 
-    def control_stop(self, reason: str) -> dict[str, Any]:
+    def control_stop(self, reason: str) -> StopResult:
         previous = self.trading_state
         if previous in (TradingState.PAUSED, TradingState.FLATTENING, TradingState.HALTED):
-            return {**_answer("already_stopped", previous, previous), "cancelled_orders": 0}
+            return StopResult(
+                status="already_stopped",
+                previous_state=previous,
+                trading_state=previous,
+                cancelled_orders=0,
+            )
         cancelled = self._pause(reason)
         self._publish()
-        return {**_answer("stopped", previous, self.trading_state), "cancelled_orders": cancelled}
+        return StopResult(
+            status="stopped",
+            previous_state=previous,
+            trading_state=self.trading_state,
+            cancelled_orders=cancelled,
+        )
 
-    def control_set_throttle(self, throttle: float, reason: str) -> dict[str, Any]:
+    def control_set_throttle(self, throttle: float, reason: str) -> ThrottleResult:
         if not 0.0 <= throttle <= 1.0:
             raise ValueError("throttle must be between 0.0 and 1.0")
         previous = self.throttle
         self.throttle = throttle
         self.trading_log.info("throttle_set", previous=previous, throttle=throttle, reason=reason)
         self._publish()
-        return {
-            "status": "updated" if throttle != previous else "unchanged",
-            "new_throttle": throttle,
-            "previous_throttle": previous,
-        }
+        return ThrottleResult(
+            status="updated" if throttle != previous else "unchanged",
+            new_throttle=throttle,
+            previous_throttle=previous,
+        )
 
-    def control_flatten(self, side: str, reason: str) -> dict[str, Any]:
+    def control_flatten(self, side: FlattenSide, reason: str) -> FlattenResult:
         if self.trading_state is TradingState.HALTED:
             raise CommandConflict(
                 f"trading is halted ({self.state_reason}); nothing can be flattened"
@@ -371,7 +385,7 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
         sides = SIDES if side == "both" else (PositionSide(side.upper()),)
         flattening = self.flattener.legs
         # Legs whose close is already under way: a second flatten does not send another.
-        already = [s.value for s in sides if s in flattening and self.open_position(s) is not None]
+        already = [s for s in sides if s in flattening and self.open_position(s) is not None]
         cancelled = self._pause(reason)
         cancelled += self.orders.cancel(
             t
@@ -379,12 +393,12 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
             if t.tag.side in sides and t.tag.role is not OrderRole.FLATTEN
         )
         closing = [
-            s.value
+            s
             for s in sides
-            if s.value not in already and self.open_position(s) is not None and s not in flattening
+            if s not in already and self.open_position(s) is not None and s not in flattening
         ]
         for s in sides:
-            if s.value not in already:
+            if s not in already:
                 self._start_flatten(s, reason)
         self.counters.flattens += 1
         self.trading_log.warning(
@@ -396,14 +410,14 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
         )
         self._reconcile()
         self._publish()
-        return {
-            "status": "flattening",
-            "side": side,
-            "cancelled_orders": cancelled,
-            "closing_positions": closing,
-            "already_closing": already,
-            "trading_state": self.trading_state.value,
-        }
+        return FlattenResult(
+            status="flattening",
+            side=side,
+            cancelled_orders=cancelled,
+            closing_positions=closing,
+            already_closing=already,
+            trading_state=self.trading_state,
+        )
 
     # ------------------------------------------------------------------ grid
 
@@ -667,7 +681,3 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
 
     def _publish(self) -> None:
         self._snapshots.request()
-
-
-def _answer(status: str, previous: TradingState, current: TradingState) -> dict[str, Any]:
-    return {"status": status, "previous_state": previous.value, "trading_state": current.value}

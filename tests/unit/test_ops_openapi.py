@@ -7,15 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
+from jsonschema import Draft202012Validator, ValidationError
 
+from hedgegrid_ops.api import ERROR_CODES
 from hedgegrid_ops.ops.bus import CommandBus
 from hedgegrid_ops.ops.context import OpsContext
-from hedgegrid_ops.ops.errors import ERROR_CODES
 from hedgegrid_ops.ops.metrics import OpsMetrics
 from hedgegrid_ops.ops.openapi import build_openapi
 from hedgegrid_ops.ops.server import build_api_app
 from hedgegrid_ops.ops.settings import OpsSettings
+from hedgegrid_ops.ops.views import status_view
 from hedgegrid_ops.snapshot import SnapshotStore, TradingState
 from tests.unit.test_ops_support import (
     API_KEY,
@@ -84,64 +87,54 @@ def test_document_is_openapi_31_and_all_refs_resolve() -> None:
 # ---- responses against schemas -----------------------------------------------------
 
 
-class SchemaMismatch(AssertionError):
-    pass
+def validate(doc: dict[str, Any], schema: dict[str, Any], value: Any) -> None:
+    """Validate ``value`` against a schema of the document (its ``$ref``s resolve in ``doc``)."""
+    root = {**schema, "components": doc["components"]}
+    Draft202012Validator(root).validate(value)
 
 
-def _resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        top, section, name = schema["$ref"].removeprefix("#/").split("/")
-        schema = doc[top][section][name]
-    return schema
+def test_every_component_is_a_valid_closed_schema() -> None:
+    doc = build_openapi(auth_enabled=True)
+    for name, schema in doc["components"]["schemas"].items():
+        Draft202012Validator.check_schema(schema)
+        if schema.get("type") == "object":
+            assert schema.get("additionalProperties") is False, name
 
 
-_TYPES = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "null": lambda v: v is None,
-}
-
-
-def validate(doc: dict[str, Any], schema: dict[str, Any], value: Any, where: str = "$") -> None:
-    """The JSON Schema subset the document uses: type, enum, properties, required, items."""
-    schema = _resolve(doc, schema)
-    kinds = schema.get("type")
-    if kinds is not None:
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if not any(_TYPES[k](value) for k in kinds):
-            raise SchemaMismatch(f"{where}: {value!r} is not {kinds}")
-    if "enum" in schema and value not in schema["enum"]:
-        raise SchemaMismatch(f"{where}: {value!r} not in {schema['enum']}")
-    if isinstance(value, dict):
-        for name in schema.get("required", []):
-            if name not in value:
-                raise SchemaMismatch(f"{where}: missing {name}")
-        props = schema.get("properties", {})
-        for name, item in value.items():
-            if name in props:
-                validate(doc, props[name], item, f"{where}.{name}")
-            elif schema.get("additionalProperties") is False:
-                raise SchemaMismatch(f"{where}: unexpected {name}")
-    if isinstance(value, list) and "items" in schema:
-        for i, item in enumerate(value):
-            validate(doc, schema["items"], item, f"{where}[{i}]")
-
-
-def test_the_validator_can_fail() -> None:
+def test_an_undeclared_response_field_fails_the_schema() -> None:
     doc = build_openapi(auth_enabled=False)
-    status_schema = {"$ref": "#/components/schemas/Ladders"}
-    with pytest.raises(SchemaMismatch):
-        validate(doc, status_schema, {"timestamp": 1.0})
-    with pytest.raises(SchemaMismatch):
+    status = msgspec.to_builtins(status_view(make_snapshot()))
+    validate(doc, {"$ref": "#/components/schemas/Status"}, status)
+    with pytest.raises(ValidationError, match="'surprise' was unexpected"):
+        validate(doc, {"$ref": "#/components/schemas/Status"}, {**status, "surprise": 1})
+    nested = {**status, "pnl": {**status["pnl"], "fees": 0.0}}
+    with pytest.raises(ValidationError, match="'fees' was unexpected"):
+        validate(doc, {"$ref": "#/components/schemas/Status"}, nested)
+    with pytest.raises(ValidationError):
+        validate(doc, {"$ref": "#/components/schemas/Ladders"}, {"timestamp": 1.0})
+    with pytest.raises(ValidationError):
         validate(
             doc,
             {"$ref": "#/components/schemas/Error"},
             {"error": "nope", "detail": "", "request_id": ""},
         )
+
+
+def test_error_responses_name_the_codes_of_their_status() -> None:
+    doc = build_openapi(auth_enabled=True)
+    for item in doc["paths"].values():
+        for op in item.values():
+            for status, response in op["responses"].items():
+                media = response.get("content", {}).get("application/json", {})
+                if "example" not in media:
+                    continue
+                assert media["example"]["error"] in ERROR_CODES[int(status)], (status, media)
+                validate(doc, media["schema"], media["example"])
+    unauthorized = doc["paths"]["/status"]["get"]["responses"]["401"]["content"]
+    assert unauthorized["application/json"]["example"]["error"] == "unauthorized"
+    with pytest.raises(ValidationError):
+        body = {"error": "invalid_json", "detail": "x", "request_id": "r"}
+        validate(doc, unauthorized["application/json"]["schema"], body)
 
 
 async def _exchange(
@@ -164,7 +157,7 @@ async def _check(
     content = op["responses"][str(status)]["content"]
     assert ctype in content, f"{method} {path} {status}: {ctype} not in {list(content)}"
     if ctype == "application/json":
-        validate(doc, content[ctype]["schema"], payload, f"{method} {path} {status}")
+        validate(doc, content[ctype]["schema"], payload)
     return status
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from hedgegrid_ops.api import StopResult
 from hedgegrid_ops.snapshot import TradingState
 from tests.unit.test_ops_support import (
     API_KEY,
@@ -346,10 +347,15 @@ async def test_target_failure_answers_500_without_internals(tmp_path: Path) -> N
     assert "hunter2" in failure["exception"]  # the operator still gets the cause, in the log
 
 
-async def test_incomplete_target_answer_is_a_500(tmp_path: Path) -> None:
+async def test_a_target_answering_the_wrong_struct_is_a_500(tmp_path: Path) -> None:
     class Sloppy(StateTarget):
-        def control_start(self, reason: str) -> dict[str, Any]:
-            return {"status": "started"}
+        def control_start(self, reason: str) -> Any:
+            return StopResult(
+                status="stopped",
+                previous_state=self.state,
+                trading_state=self.state,
+                cancelled_orders=0,
+            )
 
     async with running_service(tmp_path, target=Sloppy()) as ops:
         status, body, _ = await ops.call("POST", "/start")

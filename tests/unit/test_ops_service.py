@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from hedgegrid_ops.api import EmptyRequest
 from hedgegrid_ops.commands import Action, Actor, CommandUnavailable
-from hedgegrid_ops.ops.service import OpsService, OpsStartError, make_command_bus
+from hedgegrid_ops.ops.server import build_api_app
+from hedgegrid_ops.ops.service import OpsService, OpsStartError
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.snapshot import SnapshotStore
 from tests.unit.test_ops_support import API_KEY, StateTarget, make_snapshot, running_service
 
 
 def _service(settings: OpsSettings) -> OpsService:
-    return OpsService(settings, SnapshotStore(), make_command_bus(settings), lambda: True)
+    return OpsService(settings, SnapshotStore(), lambda: True)
 
 
 async def test_busy_api_port_raises_one_clear_sentence() -> None:
@@ -88,7 +91,7 @@ async def test_bus_is_started_by_the_service_and_closed_on_stop(tmp_path: Path) 
         status, _, _ = await ops.call("POST", "/stop")
         assert status == 200
     with pytest.raises(CommandUnavailable):
-        await ops.bus.submit(Action.STOP, {}, Actor("test"))
+        await ops.bus.submit(Action.STOP, EmptyRequest(), Actor("test"))
 
 
 def test_settings_repr_never_shows_the_key() -> None:
@@ -123,3 +126,27 @@ def test_settings_are_frozen() -> None:
     settings = OpsSettings()
     with pytest.raises(AttributeError):
         settings.api_key = "x"  # type: ignore[misc]
+
+
+async def test_the_api_app_runs_its_background_tasks_for_its_lifetime() -> None:
+    settings = OpsSettings(api_port=0)
+    service = OpsService(settings, SnapshotStore(), lambda: True)
+    target = StateTarget()
+    service.bus.attach(target)
+    runner = aiohttp.web.AppRunner(build_api_app(service.context))
+
+    def lag_probes() -> list[asyncio.Task[object]]:
+        return [t for t in asyncio.all_tasks() if t.get_name() == "hedgegrid-loop-lag"]
+
+    assert lag_probes() == []
+    await runner.setup()  # no socket: the app's lifecycle alone starts the tasks
+    try:
+        assert len(lag_probes()) == 1
+        result = await service.bus.submit(Action.STOP, EmptyRequest(), Actor("test"))
+        assert result.status == "stopped" and [c[0] for c in target.calls] == ["stop"]
+    finally:
+        await runner.cleanup()
+    await asyncio.sleep(0)
+    assert lag_probes() == []
+    with pytest.raises(CommandUnavailable):
+        await service.bus.submit(Action.STOP, EmptyRequest(), Actor("test"))

@@ -19,11 +19,13 @@ import aiohttp
 import orjson
 from multidict import CIMultiDictProxy
 
-from hedgegrid_ops.commands import CommandConflict
+from hedgegrid_ops.api import FlattenResult, StartResult, StopResult, ThrottleResult
+from hedgegrid_ops.commands import CommandConflict, FlattenSide
+from hedgegrid_ops.grid.types import PositionSide
 from hedgegrid_ops.logs import configure_logging, shutdown_logging
 from hedgegrid_ops.ops.bus import CommandBus
 from hedgegrid_ops.ops.events import StreamSettings
-from hedgegrid_ops.ops.service import OpsService, make_command_bus
+from hedgegrid_ops.ops.service import OpsService
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.snapshot import (
     Counters,
@@ -165,59 +167,59 @@ class StateTarget:
         if self.fail_with is not None:
             raise self.fail_with
 
-    def control_start(self, reason: str) -> dict[str, Any]:
+    def control_start(self, reason: str) -> StartResult:
         self._enter("start", None, reason)
         previous = self.state
         if previous == TradingState.HALTED:
             raise CommandConflict("trading is halted; restart the node to trade again")
         self.state = TradingState.RUNNING
         status = "already_running" if previous == TradingState.RUNNING else "started"
-        return {"status": status, "previous_state": previous.value, "trading_state": "running"}
+        return StartResult(status=status, previous_state=previous, trading_state=self.state)
 
-    def control_stop(self, reason: str) -> dict[str, Any]:
+    def control_stop(self, reason: str) -> StopResult:
         self._enter("stop", None, reason)
         previous = self.state
         if previous in (TradingState.PAUSED, TradingState.HALTED):
-            return {
-                "status": "already_stopped",
-                "previous_state": previous.value,
-                "trading_state": previous.value,
-                "cancelled_orders": 0,
-            }
+            return StopResult(
+                status="already_stopped",
+                previous_state=previous,
+                trading_state=previous,
+                cancelled_orders=0,
+            )
         cancelled, self.open_grid_orders = self.open_grid_orders, 0
         self.state = TradingState.PAUSED
-        return {
-            "status": "stopped",
-            "previous_state": previous.value,
-            "trading_state": "paused",
-            "cancelled_orders": cancelled,
-        }
+        return StopResult(
+            status="stopped",
+            previous_state=previous,
+            trading_state=self.state,
+            cancelled_orders=cancelled,
+        )
 
-    def control_flatten(self, side: str, reason: str) -> dict[str, Any]:
+    def control_flatten(self, side: FlattenSide, reason: str) -> FlattenResult:
         self._enter("flatten", side, reason)
         if self.state == TradingState.HALTED:
             raise CommandConflict("trading is halted")
-        sides = ["LONG", "SHORT"] if side == "both" else [side.upper()]
-        closing = [s for s in sides if self.positions.get(s, 0.0) > 0.0]
+        sides = list(PositionSide) if side == "both" else [PositionSide(side.upper())]
+        closing = [s for s in sides if self.positions.get(s.value, 0.0) > 0.0]
         cancelled, self.open_grid_orders = self.open_grid_orders, 0
         self.state = TradingState.FLATTENING
-        return {
-            "status": "flattening",
-            "side": side,
-            "cancelled_orders": cancelled,
-            "closing_positions": closing,
-            "already_closing": [],
-            "trading_state": self.state.value,
-        }
+        return FlattenResult(
+            status="flattening",
+            side=side,
+            cancelled_orders=cancelled,
+            closing_positions=closing,
+            already_closing=[],
+            trading_state=self.state,
+        )
 
-    def control_set_throttle(self, throttle: float, reason: str) -> dict[str, Any]:
+    def control_set_throttle(self, throttle: float, reason: str) -> ThrottleResult:
         self._enter("set_throttle", throttle, reason)
         previous, self.throttle = self.throttle, throttle
-        return {
-            "status": "unchanged" if previous == throttle else "updated",
-            "new_throttle": throttle,
-            "previous_throttle": previous,
-        }
+        return ThrottleResult(
+            status="unchanged" if previous == throttle else "updated",
+            new_throttle=throttle,
+            previous_throttle=previous,
+        )
 
 
 @dataclass
@@ -294,11 +296,11 @@ async def running_service(
         max_bar_age=max_bar_age,
     )
     store = SnapshotStore()
-    bus = make_command_bus(settings)
+    node_up = [True]
+    service = OpsService(settings, store, node_running or (lambda: node_up[0]), stream)
+    bus = service.bus
     if target is not None:
         bus.attach(target)
-    node_up = [True]
-    service = OpsService(settings, store, bus, node_running or (lambda: node_up[0]), stream)
     if snapshot is not None:
         store.publish(snapshot)
     await service.start()

@@ -41,10 +41,11 @@ bench-exchange: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hedgegrid_ops tests
 	$(VENV)/bin/ruff format --check hedgegrid_ops tests
+	$(VENV)/bin/mypy
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff format hedgegrid_ops tests
 	$(VENV)/bin/ruff check --fix hedgegrid_ops tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache logs
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache logs

@@ -284,6 +284,7 @@ def _start(args: argparse.Namespace, strategy: StrategyConfig, venue: AnyVenueCo
 
     configure_logging(args.log_dir)
     log = get_logger("cli")
+    where: dict[str, object]
     if isinstance(venue, BinanceVenueConfig):
         where = {"environment": venue.environment, "instruments": venue.instruments}
     else:

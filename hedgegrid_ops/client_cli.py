@@ -54,7 +54,7 @@ EXIT_UNKNOWN = 3
 # --------------------------------------------------------------------------- parser
 
 
-def add_client_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register the client sub-commands on the program's sub-parsers."""
     common = argparse.ArgumentParser(add_help=False)
     conn = common.add_argument_group("connection")

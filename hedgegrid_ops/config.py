@@ -24,10 +24,14 @@ class ConfigError(Exception):
 
 
 class _Frozen(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
+    """Base of every config section.
+
+    msgspec passes ``frozen`` on to subclasses, but type checkers read each class's
+    own keywords (dataclass_transform), so every subclass says ``frozen=True`` too.
+    """
 
 
-class GridSection(_Frozen):
+class GridSection(_Frozen, frozen=True):
     grid_step_bps: Annotated[float, msgspec.Meta(gt=0, le=1000)]
     grid_levels_long: Levels
     grid_levels_short: Levels
@@ -42,12 +46,12 @@ class GridSection(_Frozen):
             raise ValueError("grid_levels_long and grid_levels_short cannot both be 0")
 
 
-class ExitsSection(_Frozen):
+class ExitsSection(_Frozen, frozen=True):
     tp_steps: Annotated[int, msgspec.Meta(ge=1, le=50)]
     sl_steps: Annotated[int, msgspec.Meta(ge=1, le=200)] | None = None
 
 
-class RegimeSection(_Frozen):
+class RegimeSection(_Frozen, frozen=True):
     ema_fast: Annotated[int, msgspec.Meta(ge=2, le=500)]
     ema_slow: Annotated[int, msgspec.Meta(ge=3, le=2000)]
     adx_period: Annotated[int, msgspec.Meta(ge=2, le=500)]
@@ -62,7 +66,7 @@ class RegimeSection(_Frozen):
             raise ValueError("adx_trend_off must not exceed adx_trend_on (hysteresis)")
 
 
-class FundingSection(_Frozen):
+class FundingSection(_Frozen, frozen=True):
     window_minutes: Annotated[float, msgspec.Meta(gt=0, le=480)]
     threshold_bps: PositiveFloat
     scale_steps: Annotated[list[UnitFloat], msgspec.Meta(min_length=1, max_length=8)]
@@ -72,13 +76,13 @@ class FundingSection(_Frozen):
             raise ValueError("scale_steps must be strictly decreasing")
 
 
-class ThrottleSection(_Frozen):
+class ThrottleSection(_Frozen, frozen=True):
     initial: UnitFloat
     passive_level_fraction: UnitFloat
     passive_step_multiplier: Annotated[float, msgspec.Meta(ge=1.0, le=10.0)]
 
 
-class StrategyConfig(_Frozen):
+class StrategyConfig(_Frozen, frozen=True):
     """configs/strategies/hedge_grid_v1.yaml"""
 
     strategy_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]+-[A-Za-z0-9]+$")]
@@ -95,19 +99,19 @@ class StrategyConfig(_Frozen):
             raise ValueError("bar_type must be a 1-minute bar type of instrument_id")
 
 
-class AccountSection(_Frozen):
+class AccountSection(_Frozen, frozen=True):
     starting_balance_usdt: Annotated[float, msgspec.Meta(gt=0)]
     leverage: Annotated[int, msgspec.Meta(ge=1, le=125)]
 
 
-class MarketSection(_Frozen):
+class MarketSection(_Frozen, frozen=True):
     seed: Annotated[int, msgspec.Meta(ge=0)]
     speed: Annotated[float, msgspec.Meta(gt=0, le=3600)]
     initial_price: PositiveFloat
     ticks_per_minute: Annotated[int, msgspec.Meta(ge=2, le=600)]
 
 
-class VenueConfig(_Frozen):
+class VenueConfig(_Frozen, frozen=True):
     """configs/venues/sim.yaml: the embedded offline market with Nautilus's Sandbox execution."""
 
     kind: Literal["sim"]
@@ -126,7 +130,7 @@ def _check_url(field: str, value: str, kind: str) -> None:
         raise ValueError(f"{field} must start with {schemes} and have no trailing slash")
 
 
-class BinanceUrls(_Frozen):
+class BinanceUrls(_Frozen, frozen=True):
     """Endpoint overrides; the adapter's defaults for the environment apply when unset.
 
     ``ws_user`` is the user-data stream base (the adapter appends ``/ws?listenKey=``);
@@ -143,12 +147,12 @@ class BinanceUrls(_Frozen):
         _check_url("urls.ws_user", self.ws_user, "ws")
 
 
-class LiveAccountSection(_Frozen):
+class LiveAccountSection(_Frozen, frozen=True):
     leverage: Annotated[int, msgspec.Meta(ge=1, le=125)]
     margin_type: Literal["cross", "isolated"]
 
 
-class BinanceVenueConfig(_Frozen):
+class BinanceVenueConfig(_Frozen, frozen=True):
     """configs/venues/binance_*.yaml: live trading through NautilusTrader's Binance adapter.
 
     Holds where to connect and how the account is set up, never credentials: keys

@@ -182,7 +182,7 @@ def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> Paper
         ops = OpsService(
             options.ops,
             store,
-            node_running=lambda: node.is_running,
+            node_running=node.is_running,
             venue_problem=venue_problem,
         )
         ops.bus.attach(strategy)  # without the ops layer nothing could send a command

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from hedgegrid_ops.api import COMMAND_BY_PATH, MAX_BODY_BYTES
 from hedgegrid_ops.commands import CommandConflict, CommandTimeout, CommandUnavailable
@@ -141,9 +142,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
 
 
-def make_auth(
-    api_key: str | None,
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def make_auth(api_key: str | None) -> Middleware:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         presented = request.headers.get(API_KEY_HEADER)
@@ -175,7 +174,7 @@ def make_auth(
 
 
 def _app(ctx: OpsContext, with_auth: bool) -> web.Application:
-    middlewares = [observe, errors]
+    middlewares: list[Middleware] = [observe, errors]
     if with_auth:
         middlewares.append(make_auth(ctx.settings.api_key))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)

@@ -83,7 +83,7 @@ FLATTEN_WATCHDOG_SECONDS = 15.0
 MAX_RECONCILE_ROUNDS = 10
 
 
-class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is compiled (Any)
+class HedgeGridV1(Strategy):
     """Hedge-mode grid with take-profit coverage, regime and funding awareness, and ops control."""
 
     config: HedgeGridConfig
@@ -620,7 +620,8 @@ class HedgeGridV1(Strategy):  # type: ignore[misc]  # Nautilus's Strategy is com
 
     def _report_adopted(self) -> None:
         """Log what a restart found at the venue: our orders, foreign orders, positions."""
-        ours, foreign = [], []
+        ours: list[str] = []
+        foreign: list[str] = []
         for order in self.cache.orders_open(instrument_id=self.instrument_id):
             cid = order.client_order_id.value
             (ours if parse_client_order_id(cid) is not None else foreign).append(cid)

@@ -8,6 +8,7 @@ formatting happen once in the dispatcher (:mod:`.server`), driven by the
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -581,7 +582,7 @@ def batch_new(ex: LocalExchange, params: Params) -> Any:
             out.append(missing("batchOrders").body())
             continue
         sub = {k: str(v) for k, v in item.items()}
-        out.append(_batch_item(lambda sub=sub: new_order(ex, sub)))
+        out.append(_batch_item(functools.partial(new_order, ex, sub)))
     return out
 
 
@@ -594,7 +595,7 @@ def batch_modify(ex: LocalExchange, params: Params) -> Any:
             out.append(missing("batchOrders").body())
             continue
         sub = {k: str(v) for k, v in item.items()}
-        out.append(_batch_item(lambda sub=sub: modify_order(ex, sub)))
+        out.append(_batch_item(functools.partial(modify_order, ex, sub)))
     return out
 
 
@@ -602,17 +603,17 @@ def batch_modify(ex: LocalExchange, params: Params) -> Any:
 def batch_cancel(ex: LocalExchange, params: Params) -> Any:
     symbol = params.get("symbol")
     ex.engine.symbol(symbol)
+    ids: list[tuple[str | None, str | None]]
     if params.get("orderIdList"):
         ids = [(str(i), None) for i in _json_list(params, "orderIdList", 10)]
     else:
         ids = [(None, str(c)) for c in _json_list(params, "origClientOrderIdList", 10)]
     now = ex.now_ms()
-    return [
-        _batch_item(
-            lambda oid=oid, cid=cid: _order_out(ex, ex.engine.cancel(symbol, oid, cid, now))
-        )
-        for oid, cid in ids
-    ]
+
+    def cancel_one(oid: str | None, cid: str | None) -> Any:
+        return _order_out(ex, ex.engine.cancel(symbol, oid, cid, now))
+
+    return [_batch_item(functools.partial(cancel_one, oid, cid)) for oid, cid in ids]
 
 
 # -- algo (conditional) orders: not simulated, answered like an account that has none ----------

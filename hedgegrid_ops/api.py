@@ -105,18 +105,22 @@ class Error(msgspec.Struct, frozen=True):
 
 
 class Request(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Base of every request body: an unknown field is an error, never ignored."""
+    """Base of every request body: an unknown field is an error, never ignored.
+
+    Subclasses repeat ``frozen=True``: msgspec inherits it, but type checkers read
+    each class's own keywords.
+    """
 
 
-class EmptyRequest(Request):
+class EmptyRequest(Request, frozen=True):
     """No fields; the body may also be empty (``/start``, ``/stop``)."""
 
 
-class FlattenRequest(Request):
+class FlattenRequest(Request, frozen=True):
     side: FlattenSide
 
 
-class ThrottleRequest(Request):
+class ThrottleRequest(Request, frozen=True):
     throttle: Annotated[
         float, msgspec.Meta(ge=0.0, le=1.0, description="0.0 (passive) .. 1.0 (aggressive)")
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -19,6 +19,12 @@ from hedgegrid_ops.ops.metrics import LAG_WINDOW, OpsMetrics
 
 LAG_PROBE_EVERY = 0.005  # seconds between probes
 TIMER_ROUNDING = 0.001  # libuv/asyncio timers fire up to 1 ms late by design
+
+
+def _resolve_with_time(fut: asyncio.Future[float], clock: Callable[[], float]) -> None:
+    """Set ``fut`` to the time this callback ran (unless it was cancelled meanwhile)."""
+    if not fut.done():
+        fut.set_result(clock())
 
 
 async def track_loop_lag(metrics: OpsMetrics) -> None:
@@ -36,7 +42,7 @@ async def track_loop_lag(metrics: OpsMetrics) -> None:
         await asyncio.sleep(LAG_PROBE_EVERY)
         ran: asyncio.Future[float] = loop.create_future()
         queued = clock()
-        loop.call_soon(lambda fut=ran: fut.done() or fut.set_result(clock()))
+        loop.call_soon(_resolve_with_time, ran, clock)
         lag = max(await ran - queued, queued - slept - LAG_PROBE_EVERY - TIMER_ROUNDING)
         lag = max(lag, 0.0)
         metrics.observe_loop_lag(lag)

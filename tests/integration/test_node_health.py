@@ -67,8 +67,7 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
     finally:
         run_task.cancel()
         await asyncio.gather(run_task, return_exceptions=True)
-        await ops.stop()
-        await service.bus.close()
+        await ops.stop()  # its app's cleanup closes the command bus
     return facts
 
 

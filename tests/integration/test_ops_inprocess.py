@@ -177,7 +177,6 @@ async def _scenario(log_dir: Path) -> dict[str, Any]:
                 15,
             )
             facts["flat_reached"] = flat
-            facts["flatten_orders_per_side"] = closes_per_side()
 
             # -- /status against the account and the cache, read back to back -------------
             code, status = await call("GET", "/status")
@@ -267,10 +266,10 @@ def test_flatten_leaves_nautilus_flat_and_the_grid_paused_until_start() -> None:
     # The two commands together never sent two closes for a leg. A close waits until
     # the leg's exits are cancelled (they could still fill: a close beside them could
     # flip the leg), so when the answers come back a leg may have no close yet, or a leg
-    # that was flat may have one (an entry on its way filled). Later closes are the
-    # flatten loop finishing a leg, so every closed leg has at least one in the end.
+    # that was flat may have one (an entry on its way filled). A leg whose take profit
+    # fills while its cancel is on the way is closed by that fill and needs no close at
+    # all; the cache below shows every leg flat in the end.
     assert all(n == 1 for n in facts["closes_sent_by_commands"].values()), facts
-    assert all(facts["flatten_orders_per_side"].get(leg, 0) >= 1 for leg in closed_legs)
 
     # Nautilus's cache: nothing open, nothing in flight, strategy paused.
     after = facts["cache_after_flatten"]

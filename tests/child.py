@@ -11,11 +11,33 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import ROOT
 
 RESULT_PREFIX = "HEDGEGRID_CHILD_RESULT "
+
+
+def paper_options(log_dir: Path, speed: float) -> Any:
+    """RunOptions for the default configs on the simulated market at ``speed``, ops on
+    ephemeral ports (imports Nautilus: call it in the child only)."""
+    import msgspec
+
+    from hedgegrid_ops.config import load_strategy_config, load_venue_config
+    from hedgegrid_ops.node import RunOptions
+    from hedgegrid_ops.ops.settings import OpsSettings
+    from tests.conftest import STRATEGY_YAML, VENUE_YAML
+
+    strategy_cfg = load_strategy_config(STRATEGY_YAML)
+    venue = load_venue_config(VENUE_YAML)
+    market = msgspec.structs.replace(venue.market, speed=speed)
+    return RunOptions(
+        strategy=strategy_cfg,
+        venue=msgspec.structs.replace(venue, market=market),
+        log_dir=log_dir,
+        ops=OpsSettings(api_port=0, prometheus_port=0, instrument_id=strategy_cfg.instrument_id),
+    )
 
 
 def emit_result(result: Any) -> None:

@@ -17,32 +17,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.child import emit_result, run_child
+from tests.child import emit_result, paper_options, run_child
 
 SPEED = 60.0
 
 
 async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
     import aiohttp
-    import msgspec
 
-    from hedgegrid_ops.config import load_strategy_config, load_venue_config
-    from hedgegrid_ops.node import RunOptions, build_service
-    from hedgegrid_ops.ops.settings import OpsSettings
-    from tests.conftest import STRATEGY_YAML, VENUE_YAML
+    from hedgegrid_ops.node import build_service
 
-    strategy_cfg = load_strategy_config(STRATEGY_YAML)
-    venue = load_venue_config(VENUE_YAML)
-    venue = msgspec.structs.replace(
-        venue, market=msgspec.structs.replace(venue.market, speed=SPEED)
-    )
-    options = RunOptions(
-        strategy=strategy_cfg,
-        venue=venue,
-        log_dir=log_dir,
-        ops=OpsSettings(api_port=0, prometheus_port=0, instrument_id=strategy_cfg.instrument_id),
-    )
-    service = build_service(options, asyncio.get_running_loop())
+    service = build_service(paper_options(log_dir, SPEED), asyncio.get_running_loop())
     built.append(service)
     ops = service.ops
     assert ops is not None

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.child import emit_result, run_child
+from tests.child import emit_result, paper_options, run_child
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEED = 60.0
@@ -78,29 +78,15 @@ async def _raw_posts(
 
 async def _scenario(log_dir: Path) -> dict[str, Any]:
     import aiohttp
-    import msgspec
     from nautilus_trader.model.currencies import USDT
     from nautilus_trader.model.identifiers import Venue
 
-    from hedgegrid_ops.config import load_strategy_config, load_venue_config
     from hedgegrid_ops.grid.order_ids import parse_client_order_id
     from hedgegrid_ops.grid.types import OrderRole
-    from hedgegrid_ops.node import RunOptions, build_service, run_service
-    from hedgegrid_ops.ops.settings import OpsSettings
+    from hedgegrid_ops.node import build_service, run_service
     from hedgegrid_ops.snapshot import TradingState
-    from tests.conftest import STRATEGY_YAML, VENUE_YAML
 
-    strategy_cfg = load_strategy_config(STRATEGY_YAML)
-    venue = load_venue_config(VENUE_YAML)
-    venue = msgspec.structs.replace(
-        venue, market=msgspec.structs.replace(venue.market, speed=SPEED)
-    )
-    options = RunOptions(
-        strategy=strategy_cfg,
-        venue=venue,
-        log_dir=log_dir,
-        ops=OpsSettings(api_port=0, prometheus_port=0, instrument_id=strategy_cfg.instrument_id),
-    )
+    options = paper_options(log_dir, SPEED)
     loop = asyncio.get_running_loop()
     service = build_service(options, loop)
     built.append(service)

@@ -12,7 +12,7 @@ PYTHON_BOOT := $(shell for c in python3.13 python3.12 python3 \
 	  if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
 	    command -v $$c; break; fi; done)
 
-.PHONY: install run test bench bench-exchange lint fmt clean
+.PHONY: install run rehearse test bench bench-exchange lint fmt clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@if [ -z "$(PYTHON_BOOT)" ]; then echo "error: no Python >= 3.12 found (PATH or pyenv)" >&2; exit 2; fi
@@ -25,6 +25,10 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m hedgegrid_ops run --enable-ops $(ARGS)
+
+# Live mode against the local Binance exchange (no network, no real keys); Ctrl-C stops both.
+rehearse: $(STAMP)
+	$(PY) -m hedgegrid_ops.rehearse $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)

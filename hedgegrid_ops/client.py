@@ -101,6 +101,7 @@ class CountersInfo(TypedDict):
     fills_sell_taker: int
     funding_payments: int
     funding_paid_usdt: float
+    fees_paid_usdt: float
     flattens: int
     recenters: int
 

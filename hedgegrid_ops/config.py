@@ -178,6 +178,9 @@ class BinanceVenueConfig(_Frozen, frozen=True):
     on_stop: Literal["keep_exits", "cancel_all"] = "keep_exits"
     # /health turns degraded when no market data arrived from the venue for this long.
     max_data_gap_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 15.0
+    # A REST call with no answer after this long is abandoned (the adapter has no timeout);
+    # an order sent by it stays in flight until Nautilus's in-flight check resolves it.
+    rest_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
 
     def __post_init__(self) -> None:
         if self.environment == "local" and self.urls is None:

@@ -76,6 +76,7 @@ class Counters(msgspec.Struct, frozen=True):
     fills_sell_taker: int = 0
     funding_payments: int = 0
     funding_paid_usdt: float = 0.0
+    fees_paid_usdt: float = 0.0  # commissions of our fills since start (USDT)
     flattens: int = 0
     recenters: int = 0
 

@@ -129,6 +129,9 @@ class OpsMetrics:
             "hedgegrid_funding_paid_usdt",
             "Net funding paid since start in USDT, received is negative (paper: estimated)",
         )
+        self.fees_paid = gauge(
+            "hedgegrid_fees_paid_usdt", "Commissions of our fills since start in USDT"
+        )
         self.flattens = counter("hedgegrid_flattens_total", "Flatten operations")
         self.recenters = counter("hedgegrid_recenters_total", "Grid re-centres")
 
@@ -206,6 +209,7 @@ class OpsMetrics:
         self.fills.set({"side": "sell", "liquidity": "taker"}, c.fills_sell_taker)
         self.funding_payments.set({}, c.funding_payments)
         self.funding_paid.set({}, c.funding_paid_usdt)
+        self.fees_paid.set({}, c.fees_paid_usdt)
         self.flattens.set({}, c.flattens)
         self.recenters.set({}, c.recenters)
 

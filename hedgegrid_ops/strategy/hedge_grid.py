@@ -242,6 +242,8 @@ class HedgeGridV1(Strategy):
         side_key = "buy" if event.order_side == OrderSide.BUY else "sell"
         liquidity = "maker" if event.liquidity_side == LiquiditySide.MAKER else "taker"
         self.counters.add_fill(side_key, liquidity)
+        if event.commission.currency.code == "USDT":
+            self.counters.fees_paid_usdt += exact(event.commission)
         tag = parse_client_order_id(event.client_order_id.value)
         if tag is not None and tag.role is OrderRole.GRID:
             self.exits.note_entry_fill(tag.side, event.last_px.as_decimal())

@@ -48,12 +48,14 @@ class HedgegridBinanceDataClientConfig(BinanceDataClientConfig, frozen=True):
     """The adapter's data config plus which environment's key variables to read."""
 
     key_environment: str = "live"
+    rest_timeout: float = 10.0
 
 
 class HedgegridBinanceExecClientConfig(BinanceExecClientConfig, frozen=True):
     """The adapter's exec config plus which environment's key variables to read."""
 
     key_environment: str = "live"
+    rest_timeout: float = 10.0
 
 
 def _provider(venue: BinanceVenueConfig) -> InstrumentProviderConfig:
@@ -75,6 +77,7 @@ def data_client_config(venue: BinanceVenueConfig) -> HedgegridBinanceDataClientC
         base_url_ws=urls.ws_market if urls else None,
         instrument_provider=_provider(venue),
         key_environment=venue.environment,
+        rest_timeout=venue.rest_timeout_seconds,
     )
 
 
@@ -95,4 +98,5 @@ def exec_client_config(venue: BinanceVenueConfig) -> HedgegridBinanceExecClientC
         retry_delay_initial_ms=RETRY_DELAY_INITIAL_MS,
         retry_delay_max_ms=RETRY_DELAY_MAX_MS,
         key_environment=venue.environment,
+        rest_timeout=venue.rest_timeout_seconds,
     )

@@ -53,6 +53,7 @@ def _http_client(
     key_environment: str,
     environment: BinanceEnvironment,
     base_url: str | None,
+    timeout: float,
 ) -> MonitoredBinanceHttpClient:
     creds = load_credentials(key_environment)
 
@@ -66,6 +67,7 @@ def _http_client(
         base_url=base_url or get_http_base_url(_ACCOUNT, environment, False),
         ratelimiter_quotas=_QUOTAS,
         ratelimiter_default_quota=_QUOTAS[0][1],
+        timeout=timeout,
         on_connectivity=report,
     )
 
@@ -88,7 +90,12 @@ class HedgegridBinanceDataClientFactory(LiveDataClientFactory):
     ) -> HedgegridBinanceFuturesDataClient:
         environment = _environment(config)
         client = _http_client(
-            clock, msgbus, config.key_environment, environment, config.base_url_http
+            clock,
+            msgbus,
+            config.key_environment,
+            environment,
+            config.base_url_http,
+            config.rest_timeout,
         )
         provider = get_cached_binance_futures_instrument_provider(
             client=client,
@@ -133,7 +140,12 @@ class HedgegridBinanceExecClientFactory(LiveExecClientFactory):
         environment = _environment(config)
         creds = load_credentials(config.key_environment)
         client = _http_client(
-            clock, msgbus, config.key_environment, environment, config.base_url_http
+            clock,
+            msgbus,
+            config.key_environment,
+            environment,
+            config.base_url_http,
+            config.rest_timeout,
         )
         provider = get_cached_binance_futures_instrument_provider(
             client=client,

@@ -31,11 +31,10 @@ from hedgegrid_ops.venues.binance_live.factories import (
 )
 from hedgegrid_ops.venues.monitor import VenueMonitor
 
-# Start-up reconciliation rebuilds no history: open orders come from openOrders and each
-# hedge leg from positionRisk (Nautilus books one reconciliation fill per leg at the
-# venue's entry price), so quantities and entry prices equal the exchange's. Replaying a
-# day of fills instead rebuilt legs out of order (hedge legs reuse their position ids).
-RECONCILIATION_LOOKBACK_MINS = 0
+# Reconciliation asks for the venue's whole order history (no lookback): our exec client
+# keeps only open orders and orders this run knows (see execution.py), so a lookback
+# would only risk dropping old exits that are still open.
+RECONCILIATION_LOOKBACK_MINS = None
 OPEN_ORDER_CHECK_SECS = 15.0
 
 

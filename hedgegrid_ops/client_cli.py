@@ -1,4 +1,4 @@
-"""Client sub-commands: status, health, ladders, orders, start, stop, flatten, throttle.
+"""Client sub-commands: status, health, ladders, orders, start, stop, flatten, throttle, watch.
 
 The operator's side of the control API, built on ``HedgeGridClient``. Output is a
 readable table by default and the server's JSON with ``--json``, so the same commands
@@ -31,6 +31,7 @@ from hedgegrid_ops.client import (
     HedgeGridClient,
     HedgeGridConnectionError,
 )
+from hedgegrid_ops.watch import run_watch
 
 __all__ = [
     "CLIENT_COMMANDS",
@@ -43,7 +44,17 @@ __all__ = [
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_MAX_BAR_AGE = 120.0
-CLIENT_COMMANDS = ("status", "health", "ladders", "orders", "start", "stop", "flatten", "throttle")
+CLIENT_COMMANDS = (
+    "status",
+    "health",
+    "ladders",
+    "orders",
+    "start",
+    "stop",
+    "flatten",
+    "throttle",
+    "watch",
+)
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -98,6 +109,23 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     throttle = add("throttle", "set aggressiveness, 0.0 (passive) to 1.0 (aggressive)")
     throttle.add_argument("value", type=float, help="new throttle, 0.0 to 1.0")
+    watch = add("watch", "live view of state, positions, PnL and fills from the event stream")
+    watch.add_argument(
+        "--count",
+        type=_positive_int,
+        default=None,
+        help="exit after this many screens (default: until Ctrl-C)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +159,8 @@ def run_client_command(
 
     if command == "health":
         return _run_health(client, args, out)
+    if command == "watch":
+        return run_watch(url, api_key, out, err, args.count)
 
     call, render = _COMMANDS[command]
     try:

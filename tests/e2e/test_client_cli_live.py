@@ -291,3 +291,42 @@ def test_spec_python_client_example(node: RunningService) -> None:
     line = result.stdout.strip()
     assert line.startswith("Total PnL: ") and line.endswith(" USDT"), line
     float(line.removeprefix("Total PnL: ").removesuffix(" USDT"))
+
+
+# --------------------------------------------------------------------------- watch
+
+
+def test_watch_draws_frames_from_the_stream(node: RunningService, client: HedgeGridClient) -> None:
+    ensure_running(client)
+    out = cli(node, "watch", "--count", "12")
+    assert out.code == 0, out.err
+    assert "\x1b[" not in out.out  # piped: frames are appended, never cleared
+    frames = [f for f in out.out.split("\n\n\n") if f.strip()]
+    assert len(frames) == 12 or out.out.count("hedgegrid_ops watch  [live]") == 12
+    last = out.out.rsplit("hedgegrid_ops watch  [live]", 1)[1]
+    status = client.get_status()
+    assert "BTCUSDT-PERP.BINANCE" in last
+    assert re.search(r"^state   running", last, re.M), last
+    assert re.search(r"^LONG\s+[0-9.]+\s+[0-9,.]+", last, re.M), last
+    assert re.search(r"^SHORT\s+", last, re.M), last
+    assert "PnL     realized" in last and "funding rate" in last
+    shown = re.search(r"^balance ([0-9,.]+)", last, re.M)
+    assert shown, last
+    # the same account, a moment earlier (fills keep moving the balance a little)
+    assert abs(float(shown.group(1).replace(",", "")) - status["balance_usdt"]) < 100
+
+
+def test_watch_with_a_wrong_key_exits_1(node: RunningService) -> None:
+    out = cli(node, "watch", "--count", "1", env={"HEDGEGRID_API_KEY": "not-the-key"})
+    assert out.code == 1, (out.out, out.err)
+    assert out.err.strip() == "error: wrong X-API-Key (event stream closed with 4401)"
+    assert "not-the-key" not in out.err
+
+
+def test_watch_without_a_server_exits_3() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = cli(None, "watch", "--count", "1", env={"HEDGEGRID_URL": f"http://127.0.0.1:{port}"})
+    assert out.code == 3, out.err
+    assert "cannot reach" in out.err and str(port) in out.err, out.err

@@ -175,6 +175,7 @@ class OpsMetrics:
         )
         self.loop_lag.set({}, 0.0)
         self.stream_clients.set({}, 0)
+        self.stream_dropped.set({"reason": "slow_consumer"}, 0)  # present before the first drop
 
     def update(self, snap: StrategySnapshot) -> None:
         """SnapshotStore listener: mirror one snapshot into every series."""

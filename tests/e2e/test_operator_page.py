@@ -134,6 +134,9 @@ def check_field(path: str, shown: dict, expected: Any) -> None:
     )
     if shown["kind"] == "time":
         return
+    if shown["kind"] == "qty":  # to 6 decimals, trailing zeros dropped
+        assert float(shown["text"]) == round(float(expected), 6), (path, shown, expected)
+        return
     digits = int(shown["digits"])
     assert shown["text"] == f"{expected:.{digits}f}", (path, shown, expected)
 

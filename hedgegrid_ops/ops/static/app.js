@@ -84,6 +84,7 @@ function renderFields(status) {
     const value = pick(source, node.dataset.field);
     node.dataset.value = value === null || value === undefined ? "" : String(value);
     if (node.dataset.kind === "time") node.textContent = fmtTime(value);
+    else if (node.dataset.kind === "qty") node.textContent = fmtQty(value);
     else if (node.dataset.digits !== undefined) {
       node.textContent = fmtNumber(value, Number(node.dataset.digits));
     } else node.textContent = value === null || value === undefined ? "—" : String(value);

@@ -6,8 +6,10 @@ import asyncio
 import io
 from pathlib import Path
 
+import orjson
+
 from hedgegrid_ops.client_stream import HedgeGridStreamClosed, stream_events
-from hedgegrid_ops.ops.events import EventType, StreamSettings
+from hedgegrid_ops.ops.events import EventType, StreamSettings, encode
 from hedgegrid_ops.ops.stream import snapshot_data
 from hedgegrid_ops.watch import CLEAR, WatchView, render, watch
 from tests.unit.test_ops_support import API_KEY, make_snapshot, running_service
@@ -16,7 +18,8 @@ from tests.unit.test_ops_support import API_KEY, make_snapshot, running_service
 def test_render_shows_state_positions_pnl_fills_and_events() -> None:
     snap = make_snapshot()
     view = WatchView(connection="live")
-    assert view.apply({"type": "snapshot", "time": 1.0, "data": snapshot_data(snap)})
+    wire = orjson.loads(encode(snapshot_data(snap)))  # as the stream delivers it
+    assert view.apply({"type": "snapshot", "time": 1.0, "data": wire})
     assert not view.apply({"type": "heartbeat", "data": {"health": {"status": "healthy"}}})
     fill = {
         "side": "BUY",

@@ -30,6 +30,7 @@ class MutableCounters:
     fills_sell_taker: int
     funding_payments: int
     funding_paid_usdt: float
+    fees_paid_usdt: float
     flattens: int
     recenters: int
 

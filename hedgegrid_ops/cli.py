@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import msgspec
+import orjson
 
 from hedgegrid_ops import __version__
 from hedgegrid_ops.config import (
+    MAX_SEED,
     AnyVenueConfig,
     BinanceVenueConfig,
     ConfigError,
@@ -24,6 +27,9 @@ from hedgegrid_ops.config import (
     load_any_venue_config,
     load_strategy_config,
 )
+
+if TYPE_CHECKING:
+    from hedgegrid_ops.ops.settings import OpsSettings
 
 EXIT_USAGE = 2
 DEFAULT_STRATEGY = Path("configs/strategies/hedge_grid_v1.yaml")
@@ -121,6 +127,13 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         default=Path("logs"),
         help="directory for trading.log, api_access.log, audit.log and Nautilus's log",
     )
+    run.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        default="INFO",
+        help="lowest level written to stdout and trading.log (audit and access lines always)",
+    )
     ops = run.add_argument_group("operations layer (HTTP control, /metrics, /health)")
     ops.add_argument(
         "--enable-ops",
@@ -145,6 +158,28 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="require this X-API-Key on control routes (prefer the HEDGEGRID_API_KEY "
         "environment variable: flags are visible in ps)",
+    )
+    ops.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also accept this name in the Host header (IP addresses and localhost always "
+        "are; anything else is refused to defeat DNS rebinding); repeatable",
+    )
+    ops.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let browser pages from this origin (e.g. https://ops.example) call the API; "
+        "none by default; repeatable",
+    )
+    ops.add_argument(
+        "--metrics-require-key",
+        action="store_true",
+        help="require the API key on /metrics too (it exposes balance, equity and PnL); "
+        "Prometheus sends it with `authorization: {credentials: KEY}`",
     )
     ops.add_argument(
         "--max-bar-age",
@@ -186,6 +221,31 @@ def _apply_market_overrides(
     except msgspec.ValidationError as exc:
         flag = next(iter(f"--{k}" for k in overrides if f"market.{k}" in str(exc)), "flag")
         raise ConfigError(f"{flag}: {str(exc).split(' - at ')[0]}") from None
+
+
+def _ops_settings(args: argparse.Namespace, instrument_id: str) -> OpsSettings:
+    """The ops settings from the flags; ``ValueError`` names what is wrong (exit 2)."""
+    from hedgegrid_ops.ops.settings import OpsSettings
+
+    if args.api_port == args.prometheus_port and args.api_port != 0:
+        raise ValueError(f"--api-port and --prometheus-port are both {args.api_port}")
+    key = args.api_key if args.api_key is not None else os.environ.get("HEDGEGRID_API_KEY")
+    if key is not None and not key.strip():
+        source = "--api-key" if args.api_key is not None else "HEDGEGRID_API_KEY"
+        raise ValueError(f"{source} is empty; set a key of at least 32 characters or unset it")
+    if args.mode == "live" and key is None:
+        raise ValueError("live mode with --enable-ops requires an API key (HEDGEGRID_API_KEY)")
+    return OpsSettings(
+        host=args.host,
+        api_port=args.api_port,
+        prometheus_port=args.prometheus_port,
+        api_key=key,
+        max_bar_age=args.max_bar_age,
+        instrument_id=instrument_id,
+        allowed_hosts=tuple(args.allowed_host),
+        cors_origins=tuple(args.cors_origin),
+        metrics_require_key=args.metrics_require_key,
+    )
 
 
 def _fail(message: str) -> int:
@@ -256,34 +316,46 @@ def cmd_run(args: argparse.Namespace) -> int:
             load_binance_klines(args.replay)  # raises on a missing, empty or malformed file
         except ReplayError as exc:
             return _fail(f"--replay: {exc}")
-    if args.seed is not None and args.seed < 0:
-        return _fail("--seed must be >= 0")
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        return _fail(f"--seed must be between 0 and {MAX_SEED}")
 
     return _start(args, strategy, venue)
 
 
 def _start(args: argparse.Namespace, strategy: StrategyConfig, venue: AnyVenueConfig) -> int:
     ops_settings = None
+    key_warning = None
     if args.enable_ops:
-        from hedgegrid_ops.ops.settings import OpsSettings
+        try:
+            ops_settings = _ops_settings(args, strategy.instrument_id)
+        except ValueError as exc:
+            return _fail(str(exc))
+        key_warning = ops_settings.key_warning()
+        if key_warning is not None and args.mode == "live":
+            return _fail(f"{key_warning}; live mode refuses a short key")
 
-        if args.api_port == args.prometheus_port and args.api_port != 0:
-            return _fail(f"--api-port and --prometheus-port are both {args.api_port}")
-        ops_settings = OpsSettings(
-            host=args.host,
-            api_port=args.api_port,
-            prometheus_port=args.prometheus_port,
-            api_key=args.api_key or os.environ.get("HEDGEGRID_API_KEY") or None,
-            max_bar_age=args.max_bar_age,
-            instrument_id=strategy.instrument_id,
-        )
-
-    from hedgegrid_ops.logs import configure_logging, get_logger, shutdown_logging
-    from hedgegrid_ops.node import RunOptions, StartupError, print_summary, run_paper
+    from hedgegrid_ops.logs import (
+        LogSetupError,
+        configure_logging,
+        emit_stdout,
+        get_logger,
+        reopen_logs,
+        shutdown_logging,
+    )
+    from hedgegrid_ops.node import RunOptions, StartupError, run_paper
     from hedgegrid_ops.ops.service import OpsStartError
 
-    configure_logging(args.log_dir)
+    try:
+        configure_logging(args.log_dir, level=args.log_level)
+    except LogSetupError as exc:
+        return _fail(f"--log-dir: {exc}")
+    # SIGHUP is the log-rotation convention: reopen the files instead of dying. The
+    # handler only sets flags that the writer threads read before their next line.
+    signal.signal(signal.SIGHUP, lambda _sig, _frame: reopen_logs())
     log = get_logger("cli")
+    if key_warning is not None:
+        log.warning("weak_api_key", detail=key_warning)
+        sys.stderr.write(f"warning: {key_warning}\n")
     where: dict[str, object]
     if isinstance(venue, BinanceVenueConfig):
         where = {"environment": venue.environment, "instruments": venue.instruments}
@@ -307,15 +379,18 @@ def _start(args: argparse.Namespace, strategy: StrategyConfig, venue: AnyVenueCo
     except OpsStartError as exc:
         log.error("startup_failed", detail=str(exc))
         shutdown_logging()
-        sys.stderr.write(f"error: {exc}\n")
-        return 1
+        return _fail(str(exc))
     except StartupError as exc:
         log.error("node_failed", detail=str(exc))
         shutdown_logging()
-        sys.stderr.write(f"error: {exc}\n")
+        return _fail(str(exc))
+    except Exception as exc:  # the traceback goes to trading.log, one line to the operator
+        log.exception("run_failed")
+        shutdown_logging()
+        sys.stderr.write(f"error: the run failed: {exc!r} (traceback in {args.log_dir})\n")
         return 1
     shutdown_logging()
-    print_summary(result)
+    emit_stdout(orjson.dumps(result))  # bounded wait: a stdout nobody reads cannot hang exit
     return 0
 
 

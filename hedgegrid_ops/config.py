@@ -99,15 +99,22 @@ class StrategyConfig(_Frozen, frozen=True):
             raise ValueError("bar_type must be a 1-minute bar type of instrument_id")
 
 
+# Upper bounds keep `.inf`, `1e400` and 20-digit seeds out: each would pass "> 0" and
+# then crash deep inside Nautilus (Money overflow, a 64-bit seed) with a traceback.
+MAX_BALANCE_USDT = 1e12
+MAX_PRICE = 1e9
+MAX_SEED = 2**63 - 1
+
+
 class AccountSection(_Frozen, frozen=True):
-    starting_balance_usdt: Annotated[float, msgspec.Meta(gt=0)]
+    starting_balance_usdt: Annotated[float, msgspec.Meta(gt=0, le=MAX_BALANCE_USDT)]
     leverage: Annotated[int, msgspec.Meta(ge=1, le=125)]
 
 
 class MarketSection(_Frozen, frozen=True):
-    seed: Annotated[int, msgspec.Meta(ge=0)]
+    seed: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEED)]
     speed: Annotated[float, msgspec.Meta(gt=0, le=3600)]
-    initial_price: PositiveFloat
+    initial_price: Annotated[float, msgspec.Meta(gt=0, le=MAX_PRICE)]
     ticks_per_minute: Annotated[int, msgspec.Meta(ge=2, le=600)]
 
 

@@ -1,24 +1,38 @@
-"""Structured JSON logging (structlog + orjson), one object per line.
+"""Structured JSON logging (structlog + orjson), one object per line, that never blocks.
 
 Every line carries an ISO-8601 UTC ``timestamp``, ``level``, ``logger`` and
-``event``. Lines are rendered on the caller's thread (cheap) and written to their
-files by one writer thread, so the event loop never waits on a disk or a pipe.
+``event``. Lines are rendered on the caller's thread (cheap) and handed to their
+sinks. Each sink — stdout and each file — has its own writer thread and its own
+bounded queue, so no sink can hold up the event loop or another sink:
+
+- a stdout nobody reads (a full pipe) blocks only the stdout thread; once its queue
+  is full further stdout lines are dropped and counted, the files carry on;
+- a failing file (full disk, removed directory, I/O error) is retried on the next
+  line and reported by ``sink_problems()`` (``/health`` degraded) and the metrics;
+- files rotate by size (``trading.log`` → ``trading.log.1`` …) keeping ``backups``
+  old files, and ``reopen()`` (SIGHUP) reopens them for external rotation tools;
+- a caller that must know a line reached the disk (the audit trail: an answer is
+  not sent before its audit entry is written) collects a receipt with ``receipts()``.
 
 Streams:
 - ``trading``: stdout and ``logs/trading.log`` (strategy, node, audit copies)
 - ``access``: ``logs/api_access.log`` (one line per HTTP request)
-- ``audit``: ``logs/audit.log`` and the trading stream (every control action)
+- ``audit``: ``logs/audit.log`` (fsynced, confirmed) and the trading stream
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import errno
+import os
 import queue
-import sys
 import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 import structlog
@@ -26,62 +40,263 @@ import structlog
 TRADING = "trading"
 ACCESS = "access"
 AUDIT = "audit"
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 _STREAM_FILES = {TRADING: "trading.log", ACCESS: "api_access.log", AUDIT: "audit.log"}
+STDOUT_QUEUE_LINES = 1_000  # a console more than this far behind is of no use
+FILE_QUEUE_LINES = 100_000
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_BACKUPS = 5
+_BATCH = 512  # lines written per system call at most
 
 
-class LineWriter:
-    """Writes rendered lines to their sinks from a single background thread."""
+class LogSetupError(Exception):
+    """The log directory or a log file cannot be used; the message is one line."""
 
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[tuple[IO[bytes], ...], bytes] | None] = (
-            queue.SimpleQueue()
-        )
-        self._thread = threading.Thread(target=self._run, name="hedgegrid-log-writer", daemon=True)
+
+@dataclass
+class SinkStats:
+    """What a sink has done, read by /health and /metrics (plain ints: no lock needed)."""
+
+    name: str
+    written: int = 0
+    dropped: int = 0
+    errors: int = 0
+    rotations: int = 0
+    failing: str | None = None  # last error while the sink is failing, else None
+
+
+_Item = tuple[bytes, "Future[bool] | None"]
+
+
+class Sink:
+    """One destination with its own thread and bounded queue; ``put`` never blocks."""
+
+    def __init__(self, name: str, max_lines: int, *, confirm: bool = False) -> None:
+        self.stats = SinkStats(name)
+        self.confirm = confirm  # fsync each batch and resolve receipts
+        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_lines)
+        self._thread = threading.Thread(target=self._run, name=f"log-{name}", daemon=True)
+
+    def start(self) -> None:
         self._thread.start()
 
-    def write(self, sinks: tuple[IO[bytes], ...], line: bytes) -> None:
-        self._queue.put((sinks, line))
+    def put(self, line: bytes, receipt: Future[bool] | None = None) -> None:
+        try:
+            self._queue.put_nowait((line, receipt))
+        except queue.Full:
+            self.stats.dropped += 1
+            if receipt is not None:
+                receipt.set_result(False)
 
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=5)
+    def close(self, timeout: float) -> None:
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return  # stuck (e.g. a stdout nobody reads): leave the daemon thread behind
+        self._thread.join(timeout=timeout)
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
+            first = self._queue.get()
+            if first is None:
+                self._finish()
                 return
-            sinks, line = item
-            for sink in sinks:
+            batch = [first]
+            stop = False
+            while len(batch) < _BATCH:
                 try:
-                    sink.write(line)
-                    sink.flush()
-                except (OSError, ValueError):
-                    pass  # a closed or full sink must not stop the others
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._write_batch(batch)
+            if stop:
+                self._finish()
+                return
+
+    def _write_batch(self, batch: list[_Item]) -> None:
+        data = b"".join(line for line, _ in batch)
+        lines = sum(1 for line, _ in batch if line)
+        ok = True
+        if data:
+            try:
+                self._write(data)
+                self.stats.written += lines
+                self.stats.failing = None
+            except (OSError, ValueError) as exc:
+                ok = False
+                self.stats.errors += 1
+                self.stats.dropped += lines
+                self.stats.failing = _describe(exc)
+        for _, receipt in batch:
+            if receipt is not None and not receipt.done():
+                receipt.set_result(ok)
+
+    def _write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Release what the sink holds (the thread is ending)."""
+
+    def reopen(self) -> None:
+        """Reopen the destination before the next write (SIGHUP); a no-op by default."""
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror}"
+    return repr(exc)
+
+
+class StdoutSink(Sink):
+    """Writes to file descriptor 1 directly: no Python buffer lock for a stuck pipe to hold."""
+
+    def __init__(self, fd: int = 1) -> None:
+        super().__init__("stdout", STDOUT_QUEUE_LINES)
+        self._fd = fd
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+
+class FileSink(Sink):
+    """An append-only file that rotates by size and can be reopened."""
+
+    def __init__(self, path: Path, max_bytes: int, backups: int, *, confirm: bool = False) -> None:
+        super().__init__(path.name, FILE_QUEUE_LINES, confirm=confirm)
+        self.path = path
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._fd: int | None = None
+        self._size = 0
+        self._reopen = threading.Event()
+        self._open()  # raises OSError at configure time: a bad log dir fails start-up
+
+    def _open(self) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._fd = fd
+        self._size = os.fstat(fd).st_size
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def reopen(self) -> None:
+        self._reopen.set()
+
+    def _write(self, data: bytes) -> None:
+        if self._reopen.is_set():
+            self._reopen.clear()
+            self._close_fd()
+        if self._fd is None:
+            self._open()
+        while data:
+            cut = self._fitting(data)
+            if cut == 0 and self._size > 0:  # the next line does not fit: new file first
+                self._rotate()
+                cut = self._fitting(data) or (data.find(b"\n") + 1 or len(data))
+            self._write_all(data[:cut])
+            data = data[cut:]
+            if data or (self.max_bytes > 0 and self._size >= self.max_bytes):
+                self._rotate()
+
+    def _fitting(self, data: bytes) -> int:
+        """How many bytes of whole lines at the start of ``data`` fit under ``max_bytes``."""
+        if self.max_bytes <= 0 or self._size + len(data) <= self.max_bytes:
+            return len(data)
+        room = self.max_bytes - self._size
+        return data.rfind(b"\n", 0, max(room, 0)) + 1
+
+    def _write_all(self, chunk: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(chunk)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        if self.confirm:
+            os.fsync(self._fd)
+        self._size += len(chunk)
+
+    def _rotate(self) -> None:
+        self._close_fd()
+        if self.backups > 0:
+            for i in range(self.backups - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{i}")
+                if older.exists():
+                    os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        else:
+            os.truncate(self.path, 0)
+        self.stats.rotations += 1
+        self._open()
+
+    def _finish(self) -> None:
+        self._close_fd()
+
+
+# ---- receipts (confirmed writes) --------------------------------------------------------
+
+_RECEIPTS: contextvars.ContextVar[list[Future[bool]] | None] = contextvars.ContextVar(
+    "hedgegrid_log_receipts", default=None
+)
+
+
+@contextlib.contextmanager
+def receipts() -> Iterator[list[Future[bool]]]:
+    """Collect one receipt per confirmed sink line logged inside the block.
+
+    A receipt resolves to True once its line is written and fsynced, False if the
+    sink failed or dropped it. Used by the audit trail.
+    """
+    collected: list[Future[bool]] = []
+    token = _RECEIPTS.set(collected)
+    try:
+        yield collected
+    finally:
+        _RECEIPTS.reset(token)
+
+
+# ---- structlog wiring --------------------------------------------------------------------
 
 
 class _StreamLogger:
-    """structlog logger that hands a rendered JSON line to the writer thread."""
+    """structlog logger that hands a rendered JSON line to its stream's sinks.
 
-    def __init__(self, writer: LineWriter, sinks: tuple[IO[bytes], ...]) -> None:
-        self._writer = writer
-        self._sinks = sinks
+    The sinks are looked up at call time, so a logger created before a reconfigure
+    (module-level loggers, cached loggers) writes to the current sinks.
+    """
+
+    def __init__(self, stream: str) -> None:
+        self._stream = stream
 
     def msg(self, message: bytes | str) -> None:
-        line = message if isinstance(message, bytes) else message.encode()
-        self._writer.write(self._sinks, line + b"\n")
+        line = (message if isinstance(message, bytes) else message.encode()) + b"\n"
+        collecting = _RECEIPTS.get()
+        for sink in _Setup.sinks.get(self._stream, ()):
+            receipt: Future[bool] | None = None
+            if sink.confirm and collecting is not None:
+                receipt = Future()
+                collecting.append(receipt)
+            sink.put(line, receipt)
 
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
 
 
 @dataclass
 class _LoggingState:
-    """What ``configure_logging`` opened, so it can be closed and reconfigured."""
+    """What ``configure_logging`` opened, so it can be reopened, inspected and closed."""
 
-    writer: LineWriter | None = None
-    files: list[IO[bytes]] = field(default_factory=list)
-    sinks: dict[str, tuple[IO[bytes], ...]] = field(default_factory=dict)
+    sinks: dict[str, tuple[Sink, ...]] = field(default_factory=dict)
+    all: list[Sink] = field(default_factory=list)
 
 
 _Setup = _LoggingState()
@@ -92,27 +307,63 @@ def _render_default(obj: Any) -> Any:
 
 
 def _render_json(_logger: Any, _method: str, event_dict: Any) -> bytes:
-    return orjson.dumps(event_dict, default=_render_default)
+    """orjson, falling back to text for what orjson refuses (huge ints, odd keys, surrogates).
+
+    A log call must never raise into the code that made it.
+    """
+    try:
+        return orjson.dumps(event_dict, default=_render_default)
+    except (TypeError, orjson.JSONEncodeError):
+        safe = {str(k): _safe_value(v) for k, v in event_dict.items()}
+        return orjson.dumps(safe, default=_render_default)
 
 
-def configure_logging(log_dir: Path, level: str = "INFO", stdout: bool = True) -> None:
-    """Set up the three JSON streams under ``log_dir``. Safe to call again (reconfigures)."""
+def _safe_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(value, bool | float | type(None)):
+        return value
+    if isinstance(value, int) and -(2**63) <= value < 2**64:
+        return value
+    try:
+        orjson.dumps(value, default=_render_default)
+        return value
+    except (TypeError, orjson.JSONEncodeError):
+        return _safe_value(repr(value))
+
+
+def configure_logging(
+    log_dir: Path,
+    level: str = "INFO",
+    stdout: bool = True,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    backups: int = DEFAULT_BACKUPS,
+    stdout_fd: int = 1,
+) -> None:
+    """Set up the three JSON streams under ``log_dir``. Safe to call again (reconfigures).
+
+    Raises ``LogSetupError`` (one line) when the directory or a file cannot be used.
+    """
+    if level.upper() not in LEVELS:
+        raise LogSetupError(f"log level must be one of {', '.join(LEVELS)}, got {level!r}")
     shutdown_logging()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    writer = LineWriter()
-    files = {name: open(log_dir / fname, "ab") for name, fname in _STREAM_FILES.items()}  # noqa: SIM115
-    out: tuple[IO[bytes], ...] = (sys.stdout.buffer,) if stdout else ()
-    _Setup.writer = writer
-    _Setup.files = list(files.values())
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        files = {
+            name: FileSink(log_dir / fname, max_bytes, backups, confirm=(name == AUDIT))
+            for name, fname in _STREAM_FILES.items()
+        }
+    except OSError as exc:
+        raise LogSetupError(f"cannot write logs in {log_dir}: {_describe(exc)}") from None
+    out: tuple[Sink, ...] = (StdoutSink(stdout_fd),) if stdout else ()
+    _Setup.all = [*out, *files.values()]
     _Setup.sinks = {
         TRADING: (*out, files[TRADING]),
         ACCESS: (files[ACCESS],),
         AUDIT: (*out, files[TRADING], files[AUDIT]),
     }
-
-    def factory(*args: Any) -> _StreamLogger:
-        stream = args[0] if args and args[0] in _Setup.sinks else TRADING
-        return _StreamLogger(writer, _Setup.sinks[stream])
+    for sink in _Setup.all:
+        sink.start()
 
     structlog.configure(
         processors=[
@@ -123,22 +374,65 @@ def configure_logging(log_dir: Path, level: str = "INFO", stdout: bool = True) -
             _render_json,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level.upper()),
-        logger_factory=factory,
+        logger_factory=_factory,
         cache_logger_on_first_use=False,
     )
 
 
+def _factory(*args: Any) -> _StreamLogger:
+    stream = args[0] if args and args[0] in _STREAM_FILES else TRADING
+    return _StreamLogger(stream)
+
+
 def get_logger(name: str, stream: str = TRADING) -> Any:
-    """A bound logger whose lines carry ``logger=name`` and go to ``stream``'s sinks."""
+    """A bound logger whose lines carry ``logger=name`` and go to ``stream``'s sinks.
+
+    Access and audit lines are written at any ``--log-level``: they are records, not
+    diagnostics, so their streams bypass the level filter.
+    """
+    if stream in (ACCESS, AUDIT):
+        return structlog.wrap_logger(
+            _StreamLogger(stream),
+            wrapper_class=structlog.make_filtering_bound_logger("DEBUG"),
+        ).bind(logger=name)
     return structlog.get_logger(stream).bind(logger=name)
 
 
-def shutdown_logging() -> None:
-    """Drain the writer thread and close the files (at process exit)."""
-    if _Setup.writer is not None:
-        _Setup.writer.close()
-        _Setup.writer = None
-    for f in _Setup.files:
-        with contextlib.suppress(OSError):
-            f.close()
-    _Setup.files = []
+def reopen_logs() -> None:
+    """Reopen every log file before its next line (SIGHUP, after an external rotation)."""
+    for sink in _Setup.all:
+        sink.reopen()
+
+
+def sink_stats() -> list[SinkStats]:
+    """Counters of every sink (for /metrics)."""
+    return [sink.stats for sink in _Setup.all]
+
+
+def sink_problems() -> list[str]:
+    """One sentence per file sink that is failing now (for /health); stdout is not judged.
+
+    A stdout nobody reads only costs stdout lines (counted in the metrics); the files
+    are the record, so only they make the service degraded.
+    """
+    return [
+        f"log file {s.stats.name} is failing: {s.stats.failing}"
+        for s in _Setup.all
+        if isinstance(s, FileSink) and s.stats.failing is not None
+    ]
+
+
+def shutdown_logging(timeout: float = 2.0) -> None:
+    """Drain every sink (at most ``timeout`` seconds each) and close the files."""
+    sinks, _Setup.all, _Setup.sinks = _Setup.all, [], {}
+    for sink in sinks:
+        sink.close(timeout)
+
+
+def emit_stdout(line: bytes, timeout: float = 2.0) -> bool:
+    """Write one final line to stdout without risking a hang on a pipe nobody reads."""
+    sink = StdoutSink()
+    sink.start()
+    sink.put(line if line.endswith(b"\n") else line + b"\n")
+    sink.close(timeout)
+    return sink.stats.written == 1

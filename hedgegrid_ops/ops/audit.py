@@ -8,19 +8,25 @@ attempts that never reached the bus (unauthorized, invalid body, no strategy).
 The actor (``hedgegrid_ops.commands.Actor``) carries the client address, whether
 the API key was presented and the request id; the audit line has them as separate
 fields. The key itself is never recorded.
+
+Audit before answer: each line's write to ``audit.log`` (fsynced) yields a receipt,
+filed under the request id. The HTTP layer awaits ``confirm(request_id)`` before it
+sends the answer, and says so in the answer when the entry could not be recorded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import msgspec
 
 from hedgegrid_ops.commands import Actor
-from hedgegrid_ops.logs import AUDIT, get_logger
+from hedgegrid_ops.logs import AUDIT, get_logger, receipts
 from hedgegrid_ops.ops.bus import Command
 
 AuditListener = Callable[[dict[str, Any]], None]
@@ -37,8 +43,22 @@ def remove_audit_listener(listener: AuditListener) -> None:
         _listeners.remove(listener)
 
 
+# Receipts of audit lines not yet confirmed, by request id. Popped by ``confirm``;
+# bounded because a request that never asks (e.g. its handler was cancelled) must not
+# leak: the oldest entries go first.
+_pending: dict[str, list[Future[bool]]] = {}
+MAX_PENDING_REQUESTS = 1024
+CONFIRM_TIMEOUT = 2.0
+
+
 def _record(**fields: Any) -> None:
-    get_logger("audit", AUDIT).info("control_action", **fields)
+    with receipts() as collected:
+        get_logger("audit", AUDIT).info("control_action", **fields)
+    request_id = fields.get("request_id")
+    if request_id is not None and collected:
+        _pending.setdefault(request_id, []).extend(collected)
+        while len(_pending) > MAX_PENDING_REQUESTS:
+            _pending.pop(next(iter(_pending)))
     for listener in list(_listeners):
         with contextlib.suppress(Exception):  # a failing viewer must not lose the audit line
             listener(fields)
@@ -76,3 +96,20 @@ def audit_attempt(
         source="api",
         **_who(actor),
     )
+
+
+async def confirm(request_id: str, timeout: float = CONFIRM_TIMEOUT) -> bool | None:
+    """Wait until every audit line of ``request_id`` is on disk.
+
+    None: the request wrote no audit line. True: all written. False: at least one
+    could not be written within ``timeout`` (full disk, failing file, stuck writer).
+    """
+    pending = _pending.pop(request_id, None)
+    if not pending:
+        return None
+    try:
+        async with asyncio.timeout(timeout):
+            results = [await asyncio.wrap_future(f) for f in pending]
+    except TimeoutError:
+        return False
+    return all(results)

@@ -18,13 +18,22 @@ from hedgegrid_ops.api import ERROR_CODES, Error
 class ApiError(Exception):
     """A failure the handler can name: becomes ``{"error", "detail", "request_id"}``."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        close: bool = False,
+    ) -> None:
         super().__init__(detail)
         if code not in ERROR_CODES.get(status, ()):
             raise ValueError(f"error code {code!r} is not declared for HTTP {status}")
         self.status = status
         self.code = code
         self.detail = detail
+        self.headers = headers
+        self.close = close  # the connection cannot be trusted for another request
 
 
 def json_response(

@@ -17,6 +17,7 @@ from importlib import metadata
 from aioprometheus import Counter, Gauge, Histogram, Registry, render
 
 import hedgegrid_ops
+from hedgegrid_ops.logs import sink_stats
 from hedgegrid_ops.snapshot import StrategySnapshot, TradingState
 
 POS_INF = float("inf")
@@ -164,6 +165,23 @@ class OpsMetrics:
             "hedgegrid_event_stream_dropped_total",
             "Event stream clients disconnected by the server, by reason",
         )
+        self.log_lines_written = counter(
+            "hedgegrid_log_lines_written_total", "Log lines written, by sink"
+        )
+        self.log_lines_dropped = counter(
+            "hedgegrid_log_lines_dropped_total",
+            "Log lines dropped (queue full, e.g. a stdout nobody reads, or a failed write)",
+        )
+        self.log_sink_errors = counter(
+            "hedgegrid_log_sink_errors_total", "Failed writes to a log sink, by sink"
+        )
+        self.log_sink_failing = gauge(
+            "hedgegrid_log_sink_failing", "1 while a log sink's last write failed, by sink"
+        )
+        self.connections_evicted = counter(
+            "hedgegrid_http_connections_evicted_total",
+            "Idle or header-trickling connections closed to admit a new one (connection cap)",
+        )
         self.build_info = gauge("hedgegrid_build_info", "Versions of this build (value is 1)")
         self.build_info.set(
             {
@@ -174,6 +192,7 @@ class OpsMetrics:
             1,
         )
         self.loop_lag.set({}, 0.0)
+        self.connections_evicted.set({}, 0)
         self.stream_clients.set({}, 0)
         self.stream_dropped.set({"reason": "slow_consumer"}, 0)  # present before the first drop
 
@@ -227,6 +246,18 @@ class OpsMetrics:
     def set_loop_lag(self, seconds: float) -> None:
         self.loop_lag.set({}, seconds)
 
+    def evicted_connection(self) -> None:
+        """A listener closed an idle connection to stay under its connection cap."""
+        self.connections_evicted.inc({})
+
+    def _mirror_log_sinks(self) -> None:
+        for stats in sink_stats():
+            labels = {"sink": stats.name}
+            self.log_lines_written.set(labels, stats.written)
+            self.log_lines_dropped.set(labels, stats.dropped)
+            self.log_sink_errors.set(labels, stats.errors)
+            self.log_sink_failing.set(labels, int(stats.failing is not None))
+
     def observe_loop_lag(self, seconds: float) -> None:
         self.loop_lag_probe.observe({}, seconds)
 
@@ -235,7 +266,9 @@ class OpsMetrics:
     ) -> tuple[bytes, str]:
         """Prometheus text exposition of the registry, and its Content-Type.
 
-        ``snapshot`` is the store's latest: mirrored here, once per new snapshot."""
+        ``snapshot`` is the store's latest: mirrored here, once per new snapshot. The
+        log sinks' counters are read here too: the writer threads only count."""
+        self._mirror_log_sinks()
         if snapshot is not None and snapshot is not self._mirrored:
             self.update(snapshot)
             self._mirrored = snapshot

@@ -22,6 +22,7 @@ from hedgegrid_ops.api import (
     Request,
 )
 from hedgegrid_ops.commands import Actor, CommandUnavailable
+from hedgegrid_ops.logs import sink_problems
 from hedgegrid_ops.ops.audit import audit_attempt
 from hedgegrid_ops.ops.context import CONTEXT, KEY_USED, REQUEST_ID, OpsContext
 from hedgegrid_ops.ops.errors import ApiError, json_response
@@ -72,6 +73,7 @@ async def health(request: web.Request) -> web.Response:
         ctx.settings.max_bar_age,
         commands_alive=ctx.bus.consumer_alive,
         venue_problem=ctx.current_venue_problem(),
+        log_problems=sink_problems(),
     )
     return json_response(verdict.body, verdict.http_status)
 

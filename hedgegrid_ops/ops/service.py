@@ -20,6 +20,7 @@ from hedgegrid_ops.ops.audit import add_audit_listener, command_audit_sink, remo
 from hedgegrid_ops.ops.bus import CommandBus
 from hedgegrid_ops.ops.context import OpsContext
 from hedgegrid_ops.ops.events import EventHub, EventType, StreamSettings
+from hedgegrid_ops.ops.guard import GuardedAppRunner
 from hedgegrid_ops.ops.metrics import OpsMetrics
 from hedgegrid_ops.ops.server import build_api_app, build_metrics_app
 from hedgegrid_ops.ops.settings import OpsSettings
@@ -93,7 +94,7 @@ class OpsService:
             swagger_dir=swagger_assets_dir(),
             events=self.events,
         )
-        self._runners: list[web.AppRunner] = []
+        self._runners: list[GuardedAppRunner] = []
         self._api_port: int | None = None
         self._metrics_port: int | None = None
         self._subscribed = False
@@ -172,7 +173,7 @@ class OpsService:
 
     async def _listen(self, app: web.Application, port: int) -> int:
         host = self.settings.host
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = GuardedAppRunner(app, self.settings, on_evict=self.metrics.evicted_connection)
         await runner.setup()
         self._runners.append(runner)
         site = web.TCPSite(runner, host, port)

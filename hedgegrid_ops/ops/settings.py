@@ -1,22 +1,50 @@
 """Settings of the operations layer (HTTP control API and Prometheus endpoint).
 
 Frozen so that a running server can never be re-pointed behind its own back, and
-validated at construction so a bad port or timeout fails at start-up with a clear
-sentence instead of as an obscure socket error later.
+validated at construction so a bad port, timeout or an unsafe key/listener pairing
+fails at start-up with a clear sentence instead of as an obscure socket error (or an
+open control plane) later.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass
+
+# A key shorter than this is guessable by brute force over a network in reasonable time
+# (the failed-auth rate limit slows a guesser down, it does not make a short key strong).
+MIN_KEY_LENGTH = 32
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses; false for anything reachable from outside."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything, so treat it as exposed
 
 
 @dataclass(frozen=True)
 class OpsSettings:
-    """Where the ops servers listen and how they judge health and wait for commands.
+    """Where the ops servers listen, how they judge health and how they defend themselves.
 
     ``api_port == 0`` binds an ephemeral port (tests); ``prometheus_port == 0``
     disables the separate metrics listener (``/metrics`` stays on the API port).
+
+    Control-plane limits (see docs/hardening.md for what each defends against):
+    ``allowed_hosts`` extends the ``Host`` header allow-list (IP literals and
+    ``localhost`` are always accepted); ``cors_origins`` are the only origins a browser
+    may call from (none by default); ``metrics_require_key`` puts ``/metrics`` behind the
+    key (Prometheus sends it as ``Authorization: Bearer``); ``header_timeout`` bounds the
+    wait for a request's headers (slow-header attacks), ``body_timeout`` the wait for its
+    body; ``max_connections`` caps open connections per listener (the oldest idle one is
+    dropped for a newcomer); ``max_inflight`` caps requests being handled at once, with
+    ``/health`` and ``/metrics`` exempt; ``shutdown_timeout`` bounds how long a stop waits
+    for requests in flight; ``auth_failures_per_minute`` (wrong keys; a missing key is not
+    a guess) and ``posts_per_minute`` are per-client budgets answered with 429 when spent.
     """
 
     host: str = "127.0.0.1"
@@ -26,6 +54,16 @@ class OpsSettings:
     max_bar_age: float = 120.0
     command_timeout: float = 5.0
     instrument_id: str = "BTCUSDT-PERP.BINANCE"
+    allowed_hosts: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    metrics_require_key: bool = False
+    header_timeout: float = 5.0
+    body_timeout: float = 5.0
+    max_connections: int = 256
+    max_inflight: int = 64
+    shutdown_timeout: float = 2.0
+    auth_failures_per_minute: int = 30
+    posts_per_minute: int = 120
 
     def __post_init__(self) -> None:
         for name in ("api_port", "prometheus_port"):
@@ -34,18 +72,56 @@ class OpsSettings:
                 raise ValueError(f"{name} must be an integer between 0 and 65535, got {port!r}")
         if self.api_port != 0 and self.api_port == self.prometheus_port:
             raise ValueError(f"api_port and prometheus_port must differ, both are {self.api_port}")
-        for name in ("max_bar_age", "command_timeout"):
+        for name in (
+            "max_bar_age",
+            "command_timeout",
+            "header_timeout",
+            "body_timeout",
+            "shutdown_timeout",
+        ):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        for name in (
+            "max_connections",
+            "max_inflight",
+            "auth_failures_per_minute",
+            "posts_per_minute",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("api_key must not be empty or blank; leave it unset to disable auth")
+        if self.api_key is not None and not self.api_key.isprintable():
+            raise ValueError("api_key must be printable text (no control characters)")
         if not self.host:
             raise ValueError("host must not be empty")
+        if self.api_key is None and not is_loopback(self.host):
+            raise ValueError(
+                f"an API key is required when listening on {self.host} (not a loopback "
+                "address): set HEDGEGRID_API_KEY or --api-key"
+            )
+        if self.metrics_require_key and self.api_key is None:
+            raise ValueError("metrics_require_key needs an API key")
 
     @property
     def auth_enabled(self) -> bool:
         return self.api_key is not None
+
+    def key_warning(self) -> str | None:
+        """Why the configured key is weak, or None. Live mode refuses what paper mode warns."""
+        if self.api_key is not None and len(self.api_key) < MIN_KEY_LENGTH:
+            return (
+                f"the API key is {len(self.api_key)} characters; use at least "
+                f"{MIN_KEY_LENGTH} (e.g. openssl rand -hex 32)"
+            )
+        return None
 
     def __repr__(self) -> str:
         # The key must never reach a log line or a traceback through repr().
@@ -54,7 +130,8 @@ class OpsSettings:
             f"OpsSettings(host={self.host!r}, api_port={self.api_port}, "
             f"prometheus_port={self.prometheus_port}, api_key={key!r}, "
             f"max_bar_age={self.max_bar_age}, command_timeout={self.command_timeout}, "
-            f"instrument_id={self.instrument_id!r})"
+            f"instrument_id={self.instrument_id!r}, allowed_hosts={self.allowed_hosts!r}, "
+            f"cors_origins={self.cors_origins!r}, metrics_require_key={self.metrics_require_key})"
         )
 
     __str__ = __repr__

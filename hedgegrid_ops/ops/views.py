@@ -7,6 +7,7 @@ decodes into.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -88,6 +89,7 @@ def health_view(
     max_bar_age: float,
     commands_alive: bool = True,
     venue_problem: str | None = None,
+    log_problems: Sequence[str] = (),
 ) -> Verdict:
     """Judge liveness from the latest snapshot and the wall clock.
 
@@ -126,6 +128,8 @@ def health_view(
         )
     if venue_problem is not None:
         return verdict("degraded", venue_problem)
+    if log_problems:  # the audit trail or the logs are not being written
+        return verdict("degraded", "; ".join(log_problems))
     if age is None:
         return verdict("degraded", "no bar has been processed yet")
     if age > max_bar_age:

@@ -256,6 +256,7 @@ class Api:
             hdrs["X-API-Key"] = presented
         if json_body is not None:
             data = orjson.dumps(json_body)
+        if data is not None:  # raw bytes are JSON-to-be (possibly broken) unless told otherwise
             hdrs.setdefault("Content-Type", "application/json")
         target = url or f"{self.base_url}{path}"
         async with self.session.request(method, target, data=data, headers=hdrs) as resp:

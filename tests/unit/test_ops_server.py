@@ -416,7 +416,9 @@ async def test_oversized_body_is_413(tmp_path: Path) -> None:
             for _ in range(80):
                 yield b" " * 1024
 
-        async with ops.http.post(ops.url + "/flatten", data=chunks()) as resp:
+        async with ops.http.post(
+            ops.url + "/flatten", data=chunks(), headers={"Content-Type": "application/json"}
+        ) as resp:
             assert resp.status == 413
             assert (await resp.json())["error"] == "payload_too_large"
     assert target.calls == []

@@ -52,7 +52,9 @@ async def test_busy_metrics_port_releases_the_api_port() -> None:
 
 
 async def test_unknown_host_is_a_start_error() -> None:
-    service = _service(OpsSettings(host="192.0.2.123", api_port=0, prometheus_port=0))
+    service = _service(
+        OpsSettings(host="192.0.2.123", api_port=0, prometheus_port=0, api_key="k" * 32)
+    )
     with pytest.raises(OpsStartError, match=r"^cannot listen on 192\.0\.2\.123:0: "):
         await service.start()
 

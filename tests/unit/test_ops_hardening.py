@@ -21,7 +21,7 @@ import pytest
 from hedgegrid_ops.logs import configure_logging, shutdown_logging
 from hedgegrid_ops.ops.limits import TokenBuckets, retry_after_header
 from hedgegrid_ops.ops.server import host_allowed
-from hedgegrid_ops.ops.service import OpsService, make_command_bus
+from hedgegrid_ops.ops.service import OpsService
 from hedgegrid_ops.ops.settings import MIN_KEY_LENGTH, OpsSettings, is_loopback
 from hedgegrid_ops.snapshot import SnapshotStore
 from tests.unit.test_ops_support import Running, StateTarget, make_snapshot
@@ -36,11 +36,11 @@ async def serve(tmp_path: Path, **overrides: Any) -> AsyncIterator[Running]:
     configure_logging(log_dir, stdout=False)
     settings = OpsSettings(**{"api_port": 0, "prometheus_port": 0, **overrides})
     store = SnapshotStore()
-    bus = make_command_bus(settings)
     target = StateTarget()
-    bus.attach(target)
     node_up = [True]
-    service = OpsService(settings, store, bus, lambda: node_up[0])
+    service = OpsService(settings, store, lambda: node_up[0])
+    bus = service.bus
+    bus.attach(target)
     store.publish(make_snapshot())
     await service.start()
     try:

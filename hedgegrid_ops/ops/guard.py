@@ -66,8 +66,8 @@ class GuardedRequestHandler(RequestHandler):
             code, detail = "internal_error", "the server failed to handle the request"
         else:
             code = "malformed_request"
-            detail = clean_text(message or (str(exc) if exc else "malformed request"), 200)
-            detail = f"malformed HTTP request: {(detail or '').splitlines()[0]}"
+            why = clean_text(message or (str(exc) if exc else "malformed request"), 200) or ""
+            detail = f"malformed HTTP request: {' '.join(why.split())}"
         status = 500 if status >= 500 else 400
         get_logger("api", ACCESS).info(
             "http_request",
@@ -82,7 +82,7 @@ class GuardedRequestHandler(RequestHandler):
             user_agent=None,
             detail=detail,
         )
-        resp = error_response(status, code, detail or "", "")
+        resp = error_response(status, code, detail, "")
         resp.force_close()
         return resp
 

@@ -14,10 +14,12 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import yarl
@@ -94,19 +96,24 @@ class ExchangeProcess:
 
     def start(self, timeout: float = 20.0) -> ExchangeProcess:
         started = time.monotonic()
+        # stderr goes to a file, not a pipe: an undrained pipe would block the
+        # exchange once its log filled the pipe buffer.
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
+            mode="w+", prefix="exchange-", suffix=".log", delete=False
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hedgegrid_ops", "exchange", *self.args],
             cwd=ROOT,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
             text=True,
             env=self.env,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
-            err = self.proc.stderr.read() if self.proc.stderr else ""
-            raise AssertionError(f"exchange did not start: {err[-2000:]}")
+            self.proc.wait()
+            raise AssertionError(f"exchange did not start: {self.stderr()[-2000:]}")
         self.startup_seconds = time.monotonic() - started
         self.info = json.loads(line)
         return self
@@ -117,6 +124,10 @@ class ExchangeProcess:
 
     def admin(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return admin(self.info["rest_url"], self.info["admin_token"], path, body)
+
+    def stderr(self) -> str:
+        """What the exchange logged so far."""
+        return Path(self.log.name).read_text(errors="replace")
 
     def stop(self) -> int:
         assert self.proc is not None
@@ -129,6 +140,8 @@ class ExchangeProcess:
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.stop()
+        self.log.close()
+        os.unlink(self.log.name)
 
 
 class AsyncBinanceRest:

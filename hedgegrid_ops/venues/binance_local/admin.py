@@ -110,6 +110,9 @@ async def status(ex: LocalExchange, body: dict[str, Any]) -> dict[str, Any]:
         },
         "streams": sorted(ex.hub.subs),
         "listen_key_active": ex.listen_keys.active is not None,
+        "user_streams_on_active_key": len(ex.hub.user_conns(ex.listen_keys.active))
+        if ex.listen_keys.active
+        else 0,
         "open_orders": len(eng.open_orders()),
         "wallet_balance": str(eng.wallet),
     }

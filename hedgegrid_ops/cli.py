@@ -53,6 +53,16 @@ def _port(value: str) -> int:
     return port
 
 
+def _budget(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {value!r}: not an integer") from None
+    if not 1 <= number <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{number} must be 1..1000000")
+    return number
+
+
 def _positive(value: str) -> float:
     try:
         number = float(value)
@@ -182,6 +192,13 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         "Prometheus sends it with `authorization: {credentials: KEY}`",
     )
     ops.add_argument(
+        "--post-budget",
+        type=_budget,
+        default=None,
+        metavar="N",
+        help="control requests (POST) each client may send per minute before 429 (default 120)",
+    )
+    ops.add_argument(
         "--max-bar-age",
         type=_positive,
         default=120.0,
@@ -245,6 +262,7 @@ def _ops_settings(args: argparse.Namespace, instrument_id: str) -> OpsSettings:
         allowed_hosts=tuple(args.allowed_host),
         cors_origins=tuple(args.cors_origin),
         metrics_require_key=args.metrics_require_key,
+        **({"posts_per_minute": args.post_budget} if args.post_budget is not None else {}),
     )
 
 

@@ -140,6 +140,8 @@ def program(speed: str, log_dir: Path) -> Iterator[tuple[Server, float]]:
             "0",
             "--log-dir",
             str(log_dir),
+            "--post-budget",
+            "1000000",
         ],
         cwd=ROOT,
         env={**os.environ, "HEDGEGRID_API_KEY": API_KEY, "PYTHONUNBUFFERED": "1"},

@@ -362,3 +362,14 @@ async def test_an_unrecordable_audit_entry_is_said_in_the_answer_and_health(
         )
     trading = [orjson.loads(x) for x in (ops.log_dir / "trading.log").read_text().splitlines()]
     assert any(x.get("event") == "control_action" and x["action"] == "stop" for x in trading)
+
+
+def test_post_budget_flag_sets_the_per_client_budget() -> None:
+    from hedgegrid_ops.cli import _ops_settings, build_parser
+
+    iid = "BTCUSDT-PERP.BINANCE"
+    default = _ops_settings(build_parser().parse_args(["run", "--enable-ops"]), iid)
+    raised = _ops_settings(
+        build_parser().parse_args(["run", "--enable-ops", "--post-budget", "7"]), iid
+    )
+    assert (default.posts_per_minute, raised.posts_per_minute) == (120, 7)

@@ -31,6 +31,25 @@ API_KEY = "local-api-key"
 API_SECRET = "local-api-secret"
 
 
+def request_url(
+    base_url: str,
+    path: str,
+    params: dict[str, Any] | None,
+    secret: str | None,
+    timestamp_ms: int | None = None,
+) -> str:
+    """The URL a Binance client sends: with ``secret``, ``timestamp`` added and the
+    HMAC-SHA256 ``signature`` of the encoded query appended last."""
+    query = dict(params or {})
+    if secret is not None:
+        query["timestamp"] = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
+    text = urllib.parse.urlencode(query)
+    if secret is not None:
+        sig = hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+        text = f"{text}&signature={sig}" if text else f"signature={sig}"
+    return f"{base_url}{path}" + (f"?{text}" if text else "")
+
+
 class BinanceRest:
     """Minimal synchronous Binance REST client (signing, JSON errors as values)."""
 
@@ -48,18 +67,9 @@ class BinanceRest:
         timestamp_ms: int | None = None,
         secret: str | None = None,
     ) -> tuple[int, Any]:
-        query = dict(params or {})
-        if signed:
-            query["timestamp"] = (
-                timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
-            )
-        text = urllib.parse.urlencode(query)
-        if signed:
-            sig = hmac.new(
-                (secret or self.api_secret).encode(), text.encode(), hashlib.sha256
-            ).hexdigest()
-            text = f"{text}&signature={sig}" if text else f"signature={sig}"
-        url = f"{self.base_url}{path}" + (f"?{text}" if text else "")
+        url = request_url(
+            self.base_url, path, params, secret or self.api_secret if signed else None, timestamp_ms
+        )
         req = urllib.request.Request(url, method=method, headers={"X-MBX-APIKEY": self.api_key})
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
@@ -165,18 +175,9 @@ class AsyncBinanceRest:
         secret: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        query = dict(params or {})
-        if signed:
-            query["timestamp"] = (
-                timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
-            )
-        text = urllib.parse.urlencode(query)
-        if signed:
-            sig = hmac.new(
-                (secret or self.api_secret).encode(), text.encode(), hashlib.sha256
-            ).hexdigest()
-            text = f"{text}&signature={sig}" if text else f"signature={sig}"
-        url = f"{self.base_url}{path}" + (f"?{text}" if text else "")
+        url = request_url(
+            self.base_url, path, params, secret or self.api_secret if signed else None, timestamp_ms
+        )
         hdrs = {"X-MBX-APIKEY": self.api_key} if headers is None else headers
         # encoded=True: send the bytes that were signed (yarl would re-quote them).
         async with self.session.request(method, yarl.URL(url, encoded=True), headers=hdrs) as resp:

@@ -23,13 +23,10 @@ Prints one JSON object. ``python -m tests.benchmarks.bench_exchange``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import os
 import statistics
 import sys
 import time
-import urllib.parse
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -38,7 +35,8 @@ import aiohttp
 import orjson
 import yarl
 
-from tests.exchange_support import API_KEY, API_SECRET, ExchangeProcess
+from tests.benchmarks.bench_ops import _percentiles
+from tests.exchange_support import API_KEY, API_SECRET, ExchangeProcess, request_url
 
 STARTS = 5
 SPEED = 20.0  # simulated minutes per wall second
@@ -47,18 +45,6 @@ MARKET_SECONDS = 5.0
 SEQUENTIAL_ORDERS = 300
 CONCURRENT_ORDERS = 600
 CONCURRENCY = 8
-
-
-def _percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {
-        "n": len(ordered),
-        "p50_ms": round(pick(0.50) * 1e3, 3),
-        "p99_ms": round(pick(0.99) * 1e3, 3),
-        "max_ms": round(ordered[-1] * 1e3, 3),
-        "mean_ms": round(statistics.fmean(ordered) * 1e3, 3),
-    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -86,9 +72,7 @@ def bench_startup() -> dict[str, Any]:
 
 
 def _signed_url(base: str, path: str, params: dict[str, Any]) -> yarl.URL:
-    query = urllib.parse.urlencode(params | {"timestamp": int(time.time() * 1000)})
-    sig = hmac.new(API_SECRET.encode(), query.encode(), hashlib.sha256).hexdigest()
-    return yarl.URL(f"{base}{path}?{query}&signature={sig}", encoded=True)
+    return yarl.URL(request_url(base, path, params, API_SECRET), encoded=True)
 
 
 async def _count_stream(

@@ -126,6 +126,13 @@ def test_replay_drives_the_exchange_market() -> None:
     assert low - 0.3 <= float(ticker["bidPrice"]) <= high
 
 
+def run_exchange(*args: str) -> subprocess.CompletedProcess[str]:
+    """The exchange command expected to refuse to start."""
+    return subprocess.run(
+        program("exchange", *args), cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+
+
 def _busy_port() -> tuple[socket.socket, int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -144,9 +151,7 @@ def _busy_port() -> tuple[socket.socket, int]:
     ],
 )
 def test_bad_flags_are_one_line_and_exit_2(args: list[str], fragment: str) -> None:
-    proc = subprocess.run(
-        program("exchange", *args), cwd=ROOT, capture_output=True, text=True, timeout=30
-    )
+    proc = run_exchange(*args)
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and fragment in proc.stderr
@@ -155,23 +160,11 @@ def test_bad_flags_are_one_line_and_exit_2(args: list[str], fragment: str) -> No
 def test_malformed_state_and_busy_port_are_one_line_errors(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     state.write_text(json.dumps({"version": 1, "wallet": "x"}))
-    proc = subprocess.run(
-        program("exchange", "--state", str(state)),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc = run_exchange("--state", str(state))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "--state" in proc.stderr and str(state) in proc.stderr
     sock, port = _busy_port()
     with sock:
-        proc = subprocess.run(
-            program("exchange", "--port", str(port)),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        proc = run_exchange("--port", str(port))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert str(port) in proc.stderr

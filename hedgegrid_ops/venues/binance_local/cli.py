@@ -32,24 +32,23 @@ def _positive_int(value: str) -> int:
     return number
 
 
-def _fraction(value: str) -> Decimal:
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"invalid number {value!r}") from None
-    if not number.is_finite() or not 0 <= number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} must be a fraction in [0, 1)")
-    return number
+def _decimal(lo: Decimal, hi: Decimal | None, what: str):
+    """argparse type: a finite decimal in [lo, hi) (no upper bound when ``hi`` is None)."""
+
+    def parse(value: str) -> Decimal:
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise argparse.ArgumentTypeError(f"invalid number {value!r}") from None
+        if not number.is_finite() or number < lo or (hi is not None and number >= hi):
+            raise argparse.ArgumentTypeError(f"{value!r} must be {what}")
+        return number
+
+    return parse
 
 
-def _amount(value: str) -> Decimal:
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"invalid number {value!r}") from None
-    if not number.is_finite() or number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} must be a finite amount >= 0")
-    return number
+_fraction = _decimal(Decimal(0), Decimal(1), "a fraction in [0, 1)")
+_amount = _decimal(Decimal(0), None, "a finite amount >= 0")
 
 
 def add_exchange_command(subparsers: argparse._SubParsersAction, port, positive) -> None:

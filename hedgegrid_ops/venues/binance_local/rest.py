@@ -573,30 +573,26 @@ def _batch_item(fn: Callable[[], Any]) -> Any:
         return exc.body()
 
 
-@route("POST", "/fapi/v1/batchOrders", Security.SIGNED, mutates=True)
-def batch_new(ex: LocalExchange, params: Params) -> Any:
-    items = _json_list(params, "batchOrders", 5)
+def _batch(ex: LocalExchange, params: Params, handler: Handler) -> list[Any]:
+    """Apply ``handler`` to each item of ``batchOrders``; failures answer per item."""
     out = []
-    for item in items:
+    for item in _json_list(params, "batchOrders", 5):
         if not isinstance(item, dict):
             out.append(missing("batchOrders").body())
             continue
         sub = {k: str(v) for k, v in item.items()}
-        out.append(_batch_item(functools.partial(new_order, ex, sub)))
+        out.append(_batch_item(functools.partial(handler, ex, sub)))
     return out
+
+
+@route("POST", "/fapi/v1/batchOrders", Security.SIGNED, mutates=True)
+def batch_new(ex: LocalExchange, params: Params) -> Any:
+    return _batch(ex, params, new_order)
 
 
 @route("PUT", "/fapi/v1/batchOrders", Security.SIGNED, mutates=True)
 def batch_modify(ex: LocalExchange, params: Params) -> Any:
-    items = _json_list(params, "batchOrders", 5)
-    out = []
-    for item in items:
-        if not isinstance(item, dict):
-            out.append(missing("batchOrders").body())
-            continue
-        sub = {k: str(v) for k, v in item.items()}
-        out.append(_batch_item(functools.partial(modify_order, ex, sub)))
-    return out
+    return _batch(ex, params, modify_order)
 
 
 @route("DELETE", "/fapi/v1/batchOrders", Security.SIGNED, mutates=True)

@@ -4,15 +4,16 @@ Operators script the API from cron jobs, notebooks and the ``hedgegrid_ops`` CLI
 pulling in an HTTP library is a cost, so ``HedgeGridClient`` uses only ``urllib``. Bots
 that already run an event loop use ``AsyncHedgeGridClient`` (aiohttp) and never block it.
 
-Results are the server's JSON objects as plain dicts, typed with ``TypedDict``s that
-mirror the documented shapes, so both ``status["pnl"]["total"]`` and static type checks
-work, and fields the server adds later are passed through rather than dropped.
+Answers are decoded into the very Structs the server encodes (``hedgegrid_ops.api``):
+``client.get_status().pnl.total``, typed and checked on arrival. Decoding is tolerant of
+fields a newer server adds (they are ignored), strict about the ones declared here.
 
 Every failure is a ``HedgeGridClientError``: ``HedgeGridAPIError`` when the server
-answered with an error (its ``status``, ``error`` code and ``detail`` sentence), and
-``HedgeGridConnectionError`` when no answer came back (refused, DNS, timeout). Callers
-can tell "the server said no" from "the server is not there", which is exactly the
-difference between exit codes 1 and 3 in the CLI.
+answered with an error (its ``status``, ``error`` code and ``detail`` sentence), or with
+a body that is not the promised shape, and ``HedgeGridConnectionError`` when no answer
+came back (refused, DNS, timeout). Callers can tell "the server said no" from "the
+server is not there", which is exactly the difference between exit codes 1 and 3 in
+the CLI.
 """
 
 from __future__ import annotations
@@ -22,184 +23,34 @@ import json
 import urllib.error
 import urllib.request
 from types import TracebackType
-from typing import Any, Literal, NotRequired, Self, TypedDict, cast
+from typing import Self
 
 import aiohttp
+import msgspec
+
+from hedgegrid_ops.api import (
+    EmptyRequest,
+    FlattenRequest,
+    FlattenResult,
+    Health,
+    Ladders,
+    Orders,
+    Request,
+    StartResult,
+    Status,
+    StopResult,
+    ThrottleRequest,
+    ThrottleResult,
+)
+from hedgegrid_ops.commands import FlattenSide
 
 __all__ = [
     "AsyncHedgeGridClient",
-    "FlattenResponse",
-    "FlattenSide",
-    "HealthResponse",
     "HedgeGridAPIError",
     "HedgeGridClient",
     "HedgeGridClientError",
     "HedgeGridConnectionError",
-    "LaddersResponse",
-    "OrdersResponse",
-    "StartResponse",
-    "StatusResponse",
-    "StopResponse",
-    "ThrottleResponse",
 ]
-
-FlattenSide = Literal["long", "short", "both"]
-
-
-# --------------------------------------------------------------------------- response shapes
-
-
-class HealthResponse(TypedDict):
-    """GET /health. ``reason`` is present only when status is degraded or down (HTTP 503)."""
-
-    status: str  # healthy | degraded | down
-    uptime: float
-    last_bar: float | None  # wall-clock unix seconds the last bar was processed
-    trading_state: str
-    bar_age_seconds: float | None
-    reason: NotRequired[str]
-
-
-class PositionSideInfo(TypedDict):
-    inventory_usdt: float
-    quantity: float
-    entry_price: float
-    unrealized_pnl: float
-
-
-class Positions(TypedDict):
-    long: PositionSideInfo
-    short: PositionSideInfo
-
-
-class PnL(TypedDict):
-    realized: float
-    unrealized: float
-    total: float
-
-
-class FundingInfo(TypedDict):
-    rate: float
-    next_funding_time: float | None
-    cost_1h_projected_usdt: float
-    scale_long: float
-    scale_short: float
-
-
-class CountersInfo(TypedDict):
-    bars_processed: int
-    orders_submitted_buy: int
-    orders_submitted_sell: int
-    orders_cancelled: int
-    orders_rejected: int
-    orders_denied: int
-    orders_rejected_margin: int
-    orders_rejected_post_only: int
-    fills_buy_maker: int
-    fills_buy_taker: int
-    fills_sell_maker: int
-    fills_sell_taker: int
-    funding_payments: int
-    funding_paid_usdt: float
-    fees_paid_usdt: float
-    flattens: int
-    recenters: int
-
-
-class StatusResponse(TypedDict):
-    """GET /status: everything an operator may ask about, as of ``timestamp``."""
-
-    running: bool
-    trading_state: str
-    state_reason: str
-    instrument: str
-    positions: Positions
-    margin_ratio: float | None  # None: margin in use with no equity left
-    open_orders: int
-    pnl: PnL
-    timestamp: float
-    balance_usdt: float
-    equity_usdt: float
-    margin_used_usdt: float
-    mid_price: float | None
-    grid_center: float | None
-    regime: str
-    throttle: float
-    maker_ratio: float
-    funding: FundingInfo
-    counters: CountersInfo
-    uptime: float
-    last_bar: float | None
-    last_bar_event_time: float | None
-
-
-class LadderRung(TypedDict):
-    price: float
-    qty: float
-    rung: int
-    client_order_id: str
-    status: str
-
-
-class LaddersResponse(TypedDict):
-    timestamp: float
-    mid_price: float | None
-    grid_center: float | None
-    throttle: float
-    long_ladder: list[LadderRung]
-    short_ladder: list[LadderRung]
-
-
-class OrderInfo(TypedDict):
-    client_order_id: str
-    side: str  # BUY | SELL
-    position_side: str  # LONG | SHORT
-    role: str  # grid | take_profit | stop_loss | flatten
-    rung: int | None
-    order_type: str
-    price: float | None
-    trigger_price: float | None
-    quantity: float
-    filled_qty: float
-    status: str
-
-
-class OrdersResponse(TypedDict):
-    orders: list[OrderInfo]
-    count: int
-    timestamp: float
-
-
-class StartResponse(TypedDict):
-    status: str  # started | already_running
-    previous_state: str
-    trading_state: str
-    timestamp: float
-
-
-class StopResponse(TypedDict):
-    status: str  # stopped | already_stopped
-    previous_state: str
-    trading_state: str
-    cancelled_orders: int
-    timestamp: float
-
-
-class FlattenResponse(TypedDict):
-    status: str  # flattening
-    side: str
-    cancelled_orders: int
-    closing_positions: list[str]  # sides that had a position and got a close order now
-    already_closing: list[str]
-    trading_state: str
-    timestamp: float
-
-
-class ThrottleResponse(TypedDict):
-    status: str  # updated | unchanged
-    new_throttle: float
-    previous_throttle: float
-    timestamp: float
 
 
 # --------------------------------------------------------------------------- errors
@@ -232,8 +83,8 @@ class HedgeGridConnectionError(HedgeGridClientError):
 # --------------------------------------------------------------------------- shared plumbing
 
 _OK = frozenset({200})
-# /health answers 503 with the same JSON shape when degraded or down: a monitor needs that
-# body (status, reason), not an exception.
+# /health answers 503 with the same Health body when degraded or down: a monitor needs
+# that body (status, reason), not an exception.
 _HEALTH_OK = frozenset({200, 503})
 _MAX_TEXT_IN_ERROR = 200
 
@@ -251,19 +102,24 @@ def _headers(api_key: str | None, has_body: bool) -> dict[str, str]:
     return headers
 
 
-def _encode(payload: dict[str, Any] | None) -> bytes | None:
-    return None if payload is None else json.dumps(payload).encode("utf-8")
+def _encode(request: Request | None) -> bytes | None:
+    return None if request is None else msgspec.json.encode(request)
 
 
-def _decode(status: int, body: bytes, ok: frozenset[int], request_id: str | None) -> dict[str, Any]:
-    """Turn one HTTP answer into the result dict, or raise the error it stands for."""
+def _decode[T](
+    status: int, body: bytes, kind: type[T], ok: frozenset[int], request_id: str | None
+) -> T:
+    """Turn one HTTP answer into ``kind``, or raise the error it stands for."""
+    problem = "(empty body)"
+    if status in ok:
+        try:
+            return msgspec.json.decode(body, type=kind)
+        except msgspec.DecodeError as exc:
+            problem = str(exc)
     try:
         data = json.loads(body) if body else None
     except (ValueError, UnicodeDecodeError):
         data = None
-    # A 503 from /health still has the health shape ("status"); any other 503 is an error.
-    if status in ok and isinstance(data, dict) and (status == 200 or "status" in data):
-        return data
     if isinstance(data, dict) and isinstance(data.get("error"), str):
         detail = data.get("detail")
         raise HedgeGridAPIError(
@@ -277,7 +133,7 @@ def _decode(status: int, body: bytes, ok: frozenset[int], request_id: str | None
         raise HedgeGridAPIError(
             status,
             "invalid_response",
-            f"expected a JSON object from the server, got: {text or '(empty body)'}",
+            f"expected {kind.__name__} from the server ({problem}), got: {text or '(empty)'}",
             request_id,
         )
     raise HedgeGridAPIError(
@@ -301,40 +157,43 @@ class HedgeGridClient:
         self.timeout = timeout
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def get_health(self) -> HealthResponse:
+    def get_health(self) -> Health:
         """Health as the server sees it; returns the body for both 200 and 503."""
-        return cast(HealthResponse, self._request("GET", "/health", ok=_HEALTH_OK))
+        return self._request("GET", "/health", Health, ok=_HEALTH_OK)
 
-    def get_status(self) -> StatusResponse:
-        return cast(StatusResponse, self._request("GET", "/status"))
+    def get_status(self) -> Status:
+        return self._request("GET", "/status", Status)
 
-    def get_ladders(self) -> LaddersResponse:
-        return cast(LaddersResponse, self._request("GET", "/ladders"))
+    def get_ladders(self) -> Ladders:
+        return self._request("GET", "/ladders", Ladders)
 
-    def get_orders(self) -> OrdersResponse:
-        return cast(OrdersResponse, self._request("GET", "/orders"))
+    def get_orders(self) -> Orders:
+        return self._request("GET", "/orders", Orders)
 
-    def start(self) -> StartResponse:
-        return cast(StartResponse, self._request("POST", "/start"))
+    def start(self) -> StartResult:
+        return self._request("POST", "/start", StartResult, EmptyRequest())
 
-    def stop(self) -> StopResponse:
-        return cast(StopResponse, self._request("POST", "/stop"))
+    def stop(self) -> StopResult:
+        return self._request("POST", "/stop", StopResult, EmptyRequest())
 
-    def flatten(self, side: FlattenSide | str = "both") -> FlattenResponse:
+    def flatten(self, side: FlattenSide = "both") -> FlattenResult:
         """Cancel orders and close ``side``'s positions at market; the server validates ``side``."""
-        return cast(FlattenResponse, self._request("POST", "/flatten", {"side": side}))
+        return self._request("POST", "/flatten", FlattenResult, FlattenRequest(side=side))
 
-    def set_throttle(self, value: float) -> ThrottleResponse:
+    def set_throttle(self, value: float) -> ThrottleResult:
         """Set aggressiveness, 0.0 (most passive) to 1.0; the server rejects other values."""
-        return cast(ThrottleResponse, self._request("POST", "/set-throttle", {"throttle": value}))
+        return self._request(
+            "POST", "/set-throttle", ThrottleResult, ThrottleRequest(throttle=value)
+        )
 
-    def _request(
+    def _request[T](
         self,
         method: str,
         path: str,
-        payload: dict[str, Any] | None = None,
+        kind: type[T],
+        payload: Request | None = None,
         ok: frozenset[int] = _OK,
-    ) -> dict[str, Any]:
+    ) -> T:
         url = _endpoint(self.base_url, path)
         data = _encode(payload)
         request = urllib.request.Request(
@@ -353,7 +212,7 @@ class HedgeGridClient:
             raise HedgeGridConnectionError(self.base_url, _reason(exc.reason)) from exc
         except (TimeoutError, OSError, http.client.HTTPException) as exc:
             raise HedgeGridConnectionError(self.base_url, _reason(exc)) from exc
-        return _decode(status, body, ok, request_id)
+        return _decode(status, body, kind, ok, request_id)
 
 
 def _reason(exc: object) -> str:
@@ -404,33 +263,34 @@ class AsyncHedgeGridClient:
             await self._session.close()
             self._session = None
 
-    async def get_health(self) -> HealthResponse:
+    async def get_health(self) -> Health:
         """Health as the server sees it; returns the body for both 200 and 503."""
-        return cast(HealthResponse, await self._request("GET", "/health", ok=_HEALTH_OK))
+        return await self._request("GET", "/health", Health, ok=_HEALTH_OK)
 
-    async def get_status(self) -> StatusResponse:
-        return cast(StatusResponse, await self._request("GET", "/status"))
+    async def get_status(self) -> Status:
+        return await self._request("GET", "/status", Status)
 
-    async def get_ladders(self) -> LaddersResponse:
-        return cast(LaddersResponse, await self._request("GET", "/ladders"))
+    async def get_ladders(self) -> Ladders:
+        return await self._request("GET", "/ladders", Ladders)
 
-    async def get_orders(self) -> OrdersResponse:
-        return cast(OrdersResponse, await self._request("GET", "/orders"))
+    async def get_orders(self) -> Orders:
+        return await self._request("GET", "/orders", Orders)
 
-    async def start(self) -> StartResponse:
-        return cast(StartResponse, await self._request("POST", "/start"))
+    async def start(self) -> StartResult:
+        return await self._request("POST", "/start", StartResult, EmptyRequest())
 
-    async def stop(self) -> StopResponse:
-        return cast(StopResponse, await self._request("POST", "/stop"))
+    async def stop(self) -> StopResult:
+        return await self._request("POST", "/stop", StopResult, EmptyRequest())
 
-    async def flatten(self, side: FlattenSide | str = "both") -> FlattenResponse:
+    async def flatten(self, side: FlattenSide = "both") -> FlattenResult:
         """Cancel orders and close ``side``'s positions at market; the server validates ``side``."""
-        return cast(FlattenResponse, await self._request("POST", "/flatten", {"side": side}))
+        return await self._request("POST", "/flatten", FlattenResult, FlattenRequest(side=side))
 
-    async def set_throttle(self, value: float) -> ThrottleResponse:
+    async def set_throttle(self, value: float) -> ThrottleResult:
         """Set aggressiveness, 0.0 (most passive) to 1.0; the server rejects other values."""
-        result = await self._request("POST", "/set-throttle", {"throttle": value})
-        return cast(ThrottleResponse, result)
+        return await self._request(
+            "POST", "/set-throttle", ThrottleResult, ThrottleRequest(throttle=value)
+        )
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -438,13 +298,14 @@ class AsyncHedgeGridClient:
             self._owns_session = True
         return self._session
 
-    async def _request(
+    async def _request[T](
         self,
         method: str,
         path: str,
-        payload: dict[str, Any] | None = None,
+        kind: type[T],
+        payload: Request | None = None,
         ok: frozenset[int] = _OK,
-    ) -> dict[str, Any]:
+    ) -> T:
         session = self._ensure_session()
         data = _encode(payload)
         try:
@@ -462,7 +323,7 @@ class AsyncHedgeGridClient:
             raise HedgeGridConnectionError(self.base_url, "timed out") from exc
         except aiohttp.ClientError as exc:
             raise HedgeGridConnectionError(self.base_url, _aiohttp_reason(exc)) from exc
-        return _decode(status, body, ok, request_id)
+        return _decode(status, body, kind, ok, request_id)
 
 
 def _aiohttp_reason(exc: aiohttp.ClientError) -> str:

@@ -6,8 +6,10 @@ serve a person at a terminal and a script. Exit codes say who is at fault:
 
 * 0 - done; 1 - the server refused (its detail and error code are printed);
 * 3 - the server could not be reached (so a retry or a page may help);
-* ``health`` follows the Nagios plugin convention, like docs/examples/health_check.sh:
-  0 OK, 2 CRITICAL (not healthy, or the last bar is too old), 3 UNKNOWN (no usable answer).
+* ``health`` follows the Nagios plugin convention, like docs/examples/health_check.sh,
+  and trusts the server's verdict (the server knows its own ``--max-bar-age``): 0 OK
+  (healthy), 2 CRITICAL (degraded or down, with the server's reason), 3 UNKNOWN (no
+  usable answer).
 
 ``cli.py`` owns the top-level parser; it calls ``add_client_commands`` to register these
 sub-commands and ``run_client_command`` to run the one chosen.
@@ -20,17 +22,25 @@ import json
 import os
 import sys
 import textwrap
-import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from hedgegrid_ops.client import (
-    HealthResponse,
-    HedgeGridAPIError,
-    HedgeGridClient,
-    HedgeGridConnectionError,
+import msgspec
+
+from hedgegrid_ops.api import (
+    FlattenResult,
+    Health,
+    Ladders,
+    Orders,
+    RungView,
+    StartResult,
+    Status,
+    StopResult,
+    ThrottleResult,
 )
+from hedgegrid_ops.client import HedgeGridAPIError, HedgeGridClient, HedgeGridConnectionError
+from hedgegrid_ops.commands import FLATTEN_SIDES
 from hedgegrid_ops.watch import run_watch
 
 __all__ = [
@@ -43,7 +53,6 @@ __all__ = [
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-DEFAULT_MAX_BAR_AGE = 120.0
 CLIENT_COMMANDS = (
     "status",
     "health",
@@ -92,21 +101,13 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
         return parser
 
     add("status", "positions, PnL, margin, funding and state")
-    health = add("health", "health check with Nagios exit codes (0 OK, 2 CRITICAL, 3 UNKNOWN)")
-    health.add_argument(
-        "--max-bar-age",
-        type=float,
-        default=DEFAULT_MAX_BAR_AGE,
-        help="CRITICAL when the last bar is older than this many seconds (default 120)",
-    )
+    add("health", "the server's health verdict as a Nagios exit code (0 OK, 2 CRIT, 3 UNKNOWN)")
     add("ladders", "grid ladders as placed")
     add("orders", "open orders (grid and exits)")
     add("start", "start (or resume) trading")
     add("stop", "pause trading: cancel grid orders, keep positions and exits")
     flatten = add("flatten", "cancel orders and close positions at market")
-    flatten.add_argument(
-        "--side", required=True, choices=("long", "short", "both"), help="which side to close"
-    )
+    flatten.add_argument("--side", required=True, choices=FLATTEN_SIDES, help="which side to close")
     throttle = add("throttle", "set aggressiveness, 0.0 (passive) to 1.0 (aggressive)")
     throttle.add_argument("value", type=float, help="new throttle, 0.0 to 1.0")
     watch = add("watch", "live view of state, positions, PnL and fills from the event stream")
@@ -172,10 +173,15 @@ def run_client_command(
         print(f"error: cannot reach {exc.url}: {exc.reason}", file=err)
         return EXIT_UNKNOWN
     if args.as_json:
-        print(json.dumps(result, indent=2, sort_keys=True), file=out)
+        print(_json(result), file=out)
     else:
         print(render(result), file=out)
     return EXIT_OK
+
+
+def _json(result: msgspec.Struct) -> str:
+    """The answer as the server sent it (every declared field), pretty-printed."""
+    return json.dumps(msgspec.to_builtins(result), indent=2, sort_keys=True)
 
 
 def _run_health(client: HedgeGridClient, args: argparse.Namespace, out: TextIO) -> int:
@@ -187,44 +193,27 @@ def _run_health(client: HedgeGridClient, args: argparse.Namespace, out: TextIO) 
     except HedgeGridAPIError as exc:  # wrong URL (404), auth proxy, HTML error page ...
         print(f"UNKNOWN: unusable answer: {exc.detail} (HTTP {exc.status} {exc.error})", file=out)
         return EXIT_UNKNOWN
-    code, message = evaluate_health(health, args.max_bar_age, time.time())
-    if args.as_json:
-        print(json.dumps(health, indent=2, sort_keys=True), file=out)
-    else:
-        print(message, file=out)
+    code, message = evaluate_health(health)
+    print(_json(health) if args.as_json else message, file=out)
     return code
 
 
-def evaluate_health(health: HealthResponse, max_bar_age: float, now: float) -> tuple[int, str]:
-    """Nagios verdict on a /health body: (exit code, one-line message).
+def evaluate_health(health: Health) -> tuple[int, str]:
+    """The server's verdict as a Nagios plugin answer: (exit code, one-line message).
 
-    The bar age is the server's ``bar_age_seconds`` when present (its clock did both
-    measurements), else ``now - last_bar`` on this machine's clock.
+    The server decides healthy / degraded / down against its own ``--max-bar-age``;
+    this only maps the verdict to an exit code and adds the bar age as perf data.
     """
-    status = health.get("status")
-    if not isinstance(status, str):
-        return EXIT_UNKNOWN, "UNKNOWN: the health answer has no status"
-    state = health.get("trading_state", "unknown")
-    if status != "healthy":
-        reason = health.get("reason") or "no reason given"
-        return EXIT_CRITICAL, f"CRITICAL: strategy is {status} ({state}): {reason}"
-    last_bar = health.get("last_bar")
-    if last_bar is None:
-        return EXIT_CRITICAL, "CRITICAL: no bar processed yet"
-    age = health.get("bar_age_seconds")
-    if not isinstance(age, int | float):
-        age = now - float(last_bar)
-    age = max(0.0, float(age))
-    perf = f"| bar_age={age:.0f}s;;{max_bar_age:g};0"
-    if age > max_bar_age:
+    age = health.bar_age_seconds
+    perf = "" if age is None else f" | bar_age={age:.0f}s;;;0"
+    if health.status != "healthy":
+        reason = health.reason or "no reason given"
         return (
             EXIT_CRITICAL,
-            f"CRITICAL: no bar for {age:.0f}s (max {max_bar_age:g}s) {perf}",
+            f"CRITICAL: strategy is {health.status} ({health.trading_state}): {reason}{perf}",
         )
-    return (
-        EXIT_OK,
-        f"OK: strategy healthy ({state}), last bar {age:.0f}s ago (max {max_bar_age:g}s) {perf}",
-    )
+    last = "no bar yet" if age is None else f"last bar {age:.0f}s ago"
+    return EXIT_OK, f"OK: strategy healthy ({health.trading_state}), {last}{perf}"
 
 
 # --------------------------------------------------------------------------- formatting
@@ -300,156 +289,137 @@ def _pairs(items: Sequence[tuple[str, str]]) -> str:
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in items)
 
 
-def render_status(s: dict[str, Any]) -> str:
-    pnl = s.get("pnl", {})
-    funding = s.get("funding", {})
-    state = str(s.get("trading_state", "-"))
-    if s.get("state_reason"):
-        state += f" ({s['state_reason']})"
+def render_status(s: Status) -> str:
+    state = s.trading_state.value
+    if s.state_reason:
+        state += f" ({s.state_reason})"
     overview = _pairs(
         [
-            ("Instrument", str(s.get("instrument", "-"))),
+            ("Instrument", s.instrument),
             ("Trading state", state),
-            ("Regime", str(s.get("regime", "-"))),
-            ("Throttle", _num(s.get("throttle"))),
-            ("Mid price", _num(s.get("mid_price"))),
-            ("Grid center", _num(s.get("grid_center"))),
-            ("Open orders", _num(s.get("open_orders"))),
-            ("Balance", f"{_num(s.get('balance_usdt'))} USDT"),
-            ("Equity", f"{_num(s.get('equity_usdt'))} USDT"),
-            ("Margin used", f"{_num(s.get('margin_used_usdt'))} USDT"),
-            ("Margin ratio", _pct(s.get("margin_ratio"))),
-            ("Maker ratio", _pct(s.get("maker_ratio"))),
-            ("Uptime", _duration(s.get("uptime"))),
-            ("Last bar", _when(s.get("last_bar"))),
-            ("As of", _when(s.get("timestamp"))),
+            ("Regime", s.regime.value),
+            ("Throttle", _num(s.throttle)),
+            ("Mid price", _num(s.mid_price)),
+            ("Grid center", _num(s.grid_center)),
+            ("Open orders", _num(s.open_orders)),
+            ("Balance", f"{_num(s.balance_usdt)} USDT"),
+            ("Equity", f"{_num(s.equity_usdt)} USDT"),
+            ("Margin used", f"{_num(s.margin_used_usdt)} USDT"),
+            ("Margin ratio", _pct(s.margin_ratio)),
+            ("Maker ratio", _pct(s.maker_ratio)),
+            ("Uptime", _duration(s.uptime)),
+            ("Last bar", _when(s.last_bar)),
+            ("As of", _when(s.timestamp)),
         ]
     )
-    positions = s.get("positions", {})
-    pos_rows = []
-    for side in ("long", "short"):
-        p = positions.get(side, {})
-        pos_rows.append(
-            [
-                side.upper(),
-                _qty(p.get("quantity")),
-                _num(p.get("entry_price")),
-                _num(p.get("inventory_usdt")),
-                _num(p.get("unrealized_pnl")),
-            ]
-        )
+    pos_rows = [
+        [
+            name.upper(),
+            _qty(p.quantity),
+            _num(p.entry_price),
+            _num(p.inventory_usdt),
+            _num(p.unrealized_pnl),
+        ]
+        for name, p in (("long", s.positions.long), ("short", s.positions.short))
+    ]
     pos_table = _table(
         ["Side", "Quantity", "Entry price", "Inventory USDT", "Unrealized PnL"], pos_rows
     )
     pnl_line = (
-        f"PnL (USDT): realized {_num(pnl.get('realized'))}, "
-        f"unrealized {_num(pnl.get('unrealized'))}, total {_num(pnl.get('total'))}"
+        f"PnL (USDT): realized {_num(s.pnl.realized)}, "
+        f"unrealized {_num(s.pnl.unrealized)}, total {_num(s.pnl.total)}"
     )
+    f = s.funding
     funding_line = (
-        f"Funding: rate {_pct(funding.get('rate'), 4)}, "
-        f"next {_when(funding.get('next_funding_time'))}, "
-        f"projected 1h cost {_num(funding.get('cost_1h_projected_usdt'))} USDT, "
-        f"scale long {_num(funding.get('scale_long'))} / short {_num(funding.get('scale_short'))}"
+        f"Funding: rate {_pct(f.rate, 4)}, "
+        f"next {_when(f.next_funding_time)}, "
+        f"projected 1h cost {_num(f.cost_1h_projected_usdt)} USDT, "
+        f"scale long {_num(f.scale_long)} / short {_num(f.scale_short)}"
     )
-    counters = s.get("counters") or {}
+    counters = msgspec.structs.asdict(s.counters)
     counters_line = textwrap.fill(
-        "Counters: "
-        + (", ".join(f"{k} {_num(v)}" for k, v in counters.items()) if counters else "-"),
+        "Counters: " + ", ".join(f"{k} {_num(v)}" for k, v in counters.items()),
         width=100,
         subsequent_indent="  ",
     )
     return "\n\n".join([overview, pos_table, pnl_line, funding_line, counters_line])
 
 
-def _ladder(title: str, rungs: Sequence[dict[str, Any]]) -> str:
+def _ladder(title: str, rungs: Sequence[RungView]) -> str:
     if not rungs:
         return f"{title}: no rungs"
-    rows = [
-        [
-            _num(r.get("rung")),
-            _num(r.get("price")),
-            _qty(r.get("qty")),
-            str(r.get("status", "-")),
-            str(r.get("client_order_id", "-")),
-        ]
-        for r in rungs
-    ]
+    rows = [[_num(r.rung), _num(r.price), _qty(r.qty), r.status, r.client_order_id] for r in rungs]
     return f"{title}:\n" + _table(["Rung", "Price", "Qty", "Status", "Client order id"], rows)
 
 
-def render_ladders(d: dict[str, Any]) -> str:
+def render_ladders(d: Ladders) -> str:
     head = (
-        f"Mid price {_num(d.get('mid_price'))}, grid center {_num(d.get('grid_center'))}, "
-        f"throttle {_num(d.get('throttle'))}, as of {_when(d.get('timestamp'))}"
+        f"Mid price {_num(d.mid_price)}, grid center {_num(d.grid_center)}, "
+        f"throttle {_num(d.throttle)}, as of {_when(d.timestamp)}"
     )
     return "\n\n".join(
-        [
-            head,
-            _ladder("Long ladder", d.get("long_ladder", [])),
-            _ladder("Short ladder", d.get("short_ladder", [])),
-        ]
+        [head, _ladder("Long ladder", d.long_ladder), _ladder("Short ladder", d.short_ladder)]
     )
 
 
-def render_orders(d: dict[str, Any]) -> str:
-    orders = d.get("orders", [])
-    count = d.get("count", len(orders))
-    if not orders:
-        return f"no open orders (as of {_when(d.get('timestamp'))})"
+def render_orders(d: Orders) -> str:
+    if not d.orders:
+        return f"no open orders (as of {_when(d.timestamp)})"
     rows = [
         [
-            str(o.get("client_order_id", "-")),
-            str(o.get("side", "-")),
-            str(o.get("position_side", "-")),
-            str(o.get("role", "-")),
-            _num(o.get("rung")),
-            str(o.get("order_type", "-")),
-            _num(o.get("price")),
-            _num(o.get("trigger_price")),
-            _qty(o.get("quantity")),
-            _qty(o.get("filled_qty")),
-            str(o.get("status", "-")),
+            o.client_order_id,
+            o.side,
+            o.position_side,
+            o.role,
+            _num(o.rung),
+            o.order_type,
+            _num(o.price),
+            _num(o.trigger_price),
+            _qty(o.quantity),
+            _qty(o.filled_qty),
+            o.status,
         ]
-        for o in orders
+        for o in d.orders
     ]
     headers = ["Client order id", "Side", "Pos", "Role", "Rung", "Type", "Price"]
     headers += ["Trigger", "Qty", "Filled", "Status"]
+    count = d.count
     return _table(headers, rows) + f"\n\n{count} open order{'s' if count != 1 else ''}"
 
 
-def render_start(d: dict[str, Any]) -> str:
-    if d.get("status") == "already_running":
-        return f"already running (state {d.get('trading_state')})"
-    return f"started: {d.get('previous_state')} -> {d.get('trading_state')}"
+def render_start(d: StartResult) -> str:
+    if d.status == "already_running":
+        return f"already running (state {d.trading_state.value})"
+    return f"started: {d.previous_state.value} -> {d.trading_state.value}"
 
 
-def render_stop(d: dict[str, Any]) -> str:
-    cancelled = d.get("cancelled_orders", 0)
-    if d.get("status") == "already_stopped":
-        return f"already stopped (state {d.get('trading_state')})"
+def render_stop(d: StopResult) -> str:
+    if d.status == "already_stopped":
+        return f"already stopped (state {d.trading_state.value})"
+    n = d.cancelled_orders
     return (
-        f"stopped: {d.get('previous_state')} -> {d.get('trading_state')}, "
-        f"cancelled {cancelled} order{'s' if cancelled != 1 else ''}"
+        f"stopped: {d.previous_state.value} -> {d.trading_state.value}, "
+        f"cancelled {n} order{'s' if n != 1 else ''}"
     )
 
 
-def render_flatten(d: dict[str, Any]) -> str:
-    closing = ", ".join(d.get("closing_positions") or []) or "none"
-    already = ", ".join(d.get("already_closing") or []) or "none"
+def render_flatten(d: FlattenResult) -> str:
+    closing = ", ".join(s.value for s in d.closing_positions) or "none"
+    already = ", ".join(s.value for s in d.already_closing) or "none"
     return (
-        f"{d.get('status')} {d.get('side')}: cancelled {d.get('cancelled_orders', 0)} orders, "
-        f"closing {closing}, already closing {already}; state {d.get('trading_state')}"
+        f"{d.status} {d.side}: cancelled {d.cancelled_orders} orders, "
+        f"closing {closing}, already closing {already}; state {d.trading_state.value}"
     )
 
 
-def render_throttle(d: dict[str, Any]) -> str:
-    if d.get("status") == "unchanged":
-        return f"throttle unchanged at {_num(d.get('new_throttle'))}"
-    return f"throttle updated: {_num(d.get('previous_throttle'))} -> {_num(d.get('new_throttle'))}"
+def render_throttle(d: ThrottleResult) -> str:
+    if d.status == "unchanged":
+        return f"throttle unchanged at {_num(d.new_throttle)}"
+    return f"throttle updated: {_num(d.previous_throttle)} -> {_num(d.new_throttle)}"
 
 
 Call = Callable[[HedgeGridClient, argparse.Namespace], Any]
-Render = Callable[[dict[str, Any]], str]
+Render = Callable[[Any], str]
 
 _COMMANDS: dict[str, tuple[Call, Render]] = {
     "status": (lambda c, a: c.get_status(), render_status),

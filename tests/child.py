@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT
+from tests.support.program import ROOT
 
 RESULT_PREFIX = "HEDGEGRID_CHILD_RESULT "
 
@@ -27,7 +27,7 @@ def paper_options(log_dir: Path, speed: float) -> Any:
     from hedgegrid_ops.config import load_strategy_config, load_venue_config
     from hedgegrid_ops.node import RunOptions
     from hedgegrid_ops.ops.settings import OpsSettings
-    from tests.conftest import STRATEGY_YAML, VENUE_YAML
+    from tests.support.program import STRATEGY_YAML, VENUE_YAML
 
     strategy_cfg = load_strategy_config(STRATEGY_YAML)
     venue = load_venue_config(VENUE_YAML)

@@ -24,7 +24,7 @@ from typing import Any
 
 import yarl
 
-from tests.conftest import ROOT
+from tests.support.program import ROOT
 from tests.tools import stop_process
 
 API_KEY = "local-api-key"

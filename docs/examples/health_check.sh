@@ -1,23 +1,19 @@
 #!/usr/bin/env bash
 # health_check.sh - Nagios-style check of a hedgegrid node's /health endpoint.
 #
-# Usage: health_check.sh [HEALTH_URL] [MAX_BAR_AGE]
+# Usage: health_check.sh [HEALTH_URL]
 #   HEALTH_URL   default $HEALTH_URL, else http://localhost:8080/health
-#   MAX_BAR_AGE  seconds; default $MAX_BAR_AGE, else 120
 #   HEALTH_TIMEOUT (env) seconds to wait for an answer, default 10
 #
-# Exit codes (Nagios plugin convention):
-#   0 OK        the node says healthy and its last bar is at most MAX_BAR_AGE old
-#   2 CRITICAL  the node says degraded/down (the reason is printed), no bar processed
-#               yet, or the last bar is older than MAX_BAR_AGE
+# The node judges its own health (against its --max-bar-age); this script trusts that
+# verdict and only maps it to a Nagios exit code:
+#   0 OK        the node says healthy
+#   2 CRITICAL  the node says degraded or down (its reason is printed)
 #   3 UNKNOWN   no usable answer: unreachable, timeout, not JSON, unexpected HTTP status
-#
-# The bar age is the server's bar_age_seconds when present (one clock made both
-# measurements), else now - last_bar on this machine. Needs curl and jq.
+# The bar age the node reports is added as perf data. Needs curl and jq.
 set -u
 
 url="${1:-${HEALTH_URL:-http://localhost:8080/health}}"
-max_age="${2:-${MAX_BAR_AGE:-120}}"
 timeout="${HEALTH_TIMEOUT:-10}"
 
 unknown() {
@@ -28,7 +24,6 @@ unknown() {
 for tool in curl jq; do
     command -v "$tool" >/dev/null 2>&1 || unknown "$tool is not installed"
 done
-[[ "$max_age" =~ ^[0-9]+$ ]] || unknown "MAX_BAR_AGE must be a whole number of seconds, got '$max_age'"
 
 errfile="$(mktemp)" || unknown "cannot create a temporary file"
 trap 'rm -f "$errfile"' EXIT
@@ -53,33 +48,24 @@ if [[ "$http_code" != 200 && "$http_code" != 503 ]]; then
 fi
 
 status="$(jq -r '.status | strings' <<<"$body")"
-[[ -n "$status" ]] || unknown "the answer from $url has no status"
 state="$(jq -r '.trading_state // "unknown"' <<<"$body")"
+# Whole seconds of the node's own bar age, as perf data; none before the first bar.
+age="$(jq -r '.bar_age_seconds | numbers | floor' <<<"$body")"
+perf="${age:+ | bar_age=${age}s;;;0}"
+last="no bar yet"
+[[ -n "$age" ]] && last="last bar ${age}s ago"
 
-if [[ "$status" != "healthy" ]]; then
+case "$status" in
+healthy)
+    echo "OK: strategy healthy ($state), $last$perf"
+    exit 0
+    ;;
+degraded | down)
     reason="$(jq -r '.reason // "no reason given"' <<<"$body")"
-    echo "CRITICAL: strategy is $status ($state): $reason"
+    echo "CRITICAL: strategy is $status ($state): $reason$perf"
     exit 2
-fi
-
-if jq -e '.last_bar == null' >/dev/null <<<"$body"; then
-    echo "CRITICAL: no bar processed yet"
-    exit 2
-fi
-
-# Whole seconds, never negative (clock skew); empty when the fields are not numbers.
-age="$(jq -r '
-    if (.bar_age_seconds | type) == "number" then .bar_age_seconds
-    elif (.last_bar | type) == "number" then now - .last_bar
-    else empty end
-    | if . < 0 then 0 else floor end' <<<"$body")"
-[[ "$age" =~ ^[0-9]+$ ]] || unknown "the answer from $url has no usable last_bar"
-
-perf="bar_age=${age}s;;${max_age};0"
-if ((age > max_age)); then
-    echo "CRITICAL: no bar for ${age}s (max ${max_age}s) | $perf"
-    exit 2
-fi
-
-echo "OK: strategy healthy ($state), last bar ${age}s ago (max ${max_age}s) | $perf"
-exit 0
+    ;;
+*)
+    unknown "the answer from $url has no health status"
+    ;;
+esac

@@ -32,8 +32,7 @@ from hedgegrid_ops.config import load_strategy_config, load_venue_config
 from hedgegrid_ops.logs import configure_logging
 from hedgegrid_ops.ops.metrics import OpsMetrics
 from hedgegrid_ops.snapshot import SnapshotStore
-from tests.conftest import STRATEGY_YAML, VENUE_YAML
-from tests.service import running_service
+from tests.support.program import STRATEGY_YAML, VENUE_YAML, running_program
 
 BACKTEST_MINUTES = 240
 SEQUENTIAL_REQUESTS = 500
@@ -123,7 +122,7 @@ def _server_side(access_log: Path) -> dict[str, Any]:
 
 
 def bench_http(speed: str) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp, running_service(Path(tmp), "--speed", speed) as svc:
+    with tempfile.TemporaryDirectory() as tmp, running_program(Path(tmp), "--speed", speed) as svc:
         time.sleep(3)  # let it trade so the snapshot has orders and positions
         client_side = asyncio.run(_http(svc.api_url))
         svc.stop()

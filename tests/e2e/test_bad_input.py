@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, STRATEGY_YAML, VENUE_YAML, program, program_env
+from tests.support.program import ROOT, STRATEGY_YAML, VENUE_YAML, program, program_env
 
 pytestmark = pytest.mark.e2e
 

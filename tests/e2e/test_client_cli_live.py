@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
-import time
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from hedgegrid_ops.api import Ladders
 from hedgegrid_ops.client import HedgeGridClient
-from tests.conftest import ROOT, program, program_env
-from tests.service import RunningService, running_service
+from tests.support.polling import wait_until
+from tests.support.ports import free_port
+from tests.support.program import ROOT, RunningService, program_env, run_program, running_program
 
 pytestmark = pytest.mark.e2e
 
@@ -42,9 +43,9 @@ class Outcome:
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     tmp = tmp_path_factory.mktemp("cli")
-    with running_service(tmp, "--speed", "30", env={"HEDGEGRID_API_KEY": API_KEY}) as svc:
+    with running_program(tmp, "--speed", "30", env={"HEDGEGRID_API_KEY": API_KEY}) as svc:
         client = HedgeGridClient(svc.api_url, api_key=API_KEY)
-        wait_for(lambda: client.get_status()["positions"]["long"]["quantity"] > 0, 30)
+        wait_until(lambda: client.get_status().positions.long.quantity > 0, timeout=30)
         yield svc
 
 
@@ -53,42 +54,21 @@ def client(node: RunningService) -> HedgeGridClient:
     return HedgeGridClient(node.api_url, api_key=API_KEY)
 
 
-def wait_for(predicate: Any, timeout: float, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            if predicate():
-                return
-        except Exception as exc:  # e.g. 503 before the first snapshot
-            last = exc
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not met within {timeout}s (last error: {last!r})")
-        time.sleep(0.25)
-
-
 def cli(node: RunningService | None, *args: str, env: dict[str, str] | None = None) -> Outcome:
     """Run a client command; by default URL and key come from the environment."""
     defaults = {"HEDGEGRID_API_KEY": API_KEY}
     if node is not None:
         defaults["HEDGEGRID_URL"] = node.api_url
-    result = subprocess.run(
-        program(*args),
-        cwd=ROOT,
-        env=program_env(**{**defaults, **(env or {})}),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_program(*args, env={**defaults, **(env or {})}, timeout=30)
     return Outcome(result.returncode, result.stdout, result.stderr)
 
 
 def ensure_running(client: HedgeGridClient) -> None:
     """Leave the node trading for the next test, whatever this one did."""
-    wait_for(lambda: client.get_status()["trading_state"] != "flattening", 20)
+    wait_until(lambda: client.get_status().trading_state != "flattening", timeout=20)
     client.start()
     client.set_throttle(1.0)
-    assert client.get_status()["trading_state"] == "running"
+    assert client.get_status().trading_state == "running"
 
 
 # --------------------------------------------------------------------------- reads
@@ -103,7 +83,7 @@ def test_status(node: RunningService, client: HedgeGridClient) -> None:
     assert data["instrument"] in table.out
     assert data["trading_state"] in table.out
     # the position quantities shown are the node's (they move, so compare a fresh read)
-    assert f"{client.get_status()['throttle']:.2f}" in table.out
+    assert f"{client.get_status().throttle:.2f}" in table.out
     for side in ("LONG", "SHORT"):
         assert side in table.out
 
@@ -111,7 +91,7 @@ def test_status(node: RunningService, client: HedgeGridClient) -> None:
 def test_health_needs_no_key(node: RunningService) -> None:
     data = cli(node, "health", "--json", env={"HEDGEGRID_API_KEY": ""}).json()
     assert data["status"] == "healthy"
-    table = cli(node, "health", "--max-bar-age", "120", env={"HEDGEGRID_API_KEY": ""})
+    table = cli(node, "health", env={"HEDGEGRID_API_KEY": ""})
     assert table.code == 0, table.out
     assert table.out.startswith("OK:")
 
@@ -121,8 +101,8 @@ def test_ladders(node: RunningService, client: HedgeGridClient) -> None:
     assert data["long_ladder"] and data["short_ladder"]
     assert set(data) >= {"mid_price", "grid_center", "throttle", "timestamp"}
 
-    def ids(ladders: dict[str, Any]) -> set[str]:
-        return {r["client_order_id"] for r in ladders["long_ladder"] + ladders["short_ladder"]}
+    def ids(ladders: Ladders) -> set[str]:
+        return {r.client_order_id for r in ladders.long_ladder + ladders.short_ladder}
 
     # The grid moves several times a second at --speed 30, so the table is read between
     # two JSON reads and every order id it shows must be in one of them; a re-centre in
@@ -161,11 +141,11 @@ def test_throttle(node: RunningService, client: HedgeGridClient) -> None:
         assert first["status"] in {"updated", "unchanged"}
         again = cli(node, "throttle", "0.5", "--json").json()
         assert again["status"] == "unchanged"
-        assert client.get_status()["throttle"] == 0.5
+        assert client.get_status().throttle == 0.5
         table = cli(node, "throttle", "0.25")
         assert table.code == 0, table.err
         assert "0.50" in table.out and "0.25" in table.out, table.out
-        assert client.get_status()["throttle"] == 0.25
+        assert client.get_status().throttle == 0.25
     finally:
         ensure_running(client)
 
@@ -175,14 +155,14 @@ def test_stop_then_start(node: RunningService, client: HedgeGridClient) -> None:
         stopped = cli(node, "stop", "--json").json()
         assert stopped["status"] == "stopped"
         assert stopped["previous_state"] == "running"
-        assert stopped["trading_state"] == client.get_status()["trading_state"] == "paused"
+        assert stopped["trading_state"] == client.get_status().trading_state == "paused"
         again = cli(node, "stop")
         assert again.code == 0, again.err
         assert "already" in again.out and "paused" in again.out, again.out
         started = cli(node, "start")
         assert started.code == 0, started.err
         assert "paused" in started.out and "running" in started.out, started.out
-        assert client.get_status()["trading_state"] == "running"
+        assert client.get_status().trading_state == "running"
         running = cli(node, "start", "--json").json()
         assert running["status"] == "already_running"
     finally:
@@ -191,22 +171,22 @@ def test_stop_then_start(node: RunningService, client: HedgeGridClient) -> None:
 
 def test_flatten_long(node: RunningService, client: HedgeGridClient) -> None:
     try:
-        had_long = client.get_status()["positions"]["long"]["quantity"] > 0
+        had_long = client.get_status().positions.long.quantity > 0
         data = cli(node, "flatten", "--side", "long", "--json").json()
         assert data["status"] == "flattening"
         assert data["side"] == "long"
         assert set(data["closing_positions"]) | set(data["already_closing"]) <= {"LONG"}
         if had_long:
             assert data["closing_positions"] + data["already_closing"] == ["LONG"]
-        wait_for(lambda: client.get_status()["trading_state"] == "paused", 20, "paused")
+        wait_until(lambda: client.get_status().trading_state == "paused", timeout=20, what="paused")
         status = client.get_status()
-        assert status["positions"]["long"]["quantity"] == 0, status
+        assert status.positions.long.quantity == 0, status
         # a second flatten of an empty side: nothing left to close, still a flatten
         table = cli(node, "flatten", "--side", "long")
         assert table.code == 0, table.err
         assert "flattening long" in table.out, table.out
         assert "closing none" in table.out, table.out
-        assert client.get_status()["counters"]["flattens"] >= 2
+        assert client.get_status().counters.flattens >= 2
     finally:
         ensure_running(client)
 
@@ -251,17 +231,15 @@ def test_missing_key_exits_1(node: RunningService) -> None:
 def test_out_of_range_throttle_is_refused_by_the_server(
     node: RunningService, client: HedgeGridClient
 ) -> None:
-    before = client.get_status()["throttle"]
+    before = client.get_status().throttle
     out = cli(node, "throttle", "1.5")
     assert out.code == 1, out.err
     assert "400" in out.err and "out_of_range" in out.err, out.err
-    assert client.get_status()["throttle"] == before
+    assert client.get_status().throttle == before
 
 
 def test_unreachable_server_exits_3() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     for command in (("status",), ("flatten", "--side", "both", "--json")):
         out = cli(None, *command, env={"HEDGEGRID_URL": f"http://127.0.0.1:{port}"})
         assert out.code == 3, out.err
@@ -272,15 +250,16 @@ def test_unreachable_server_exits_3() -> None:
 
 
 def test_spec_python_client_example(node: RunningService) -> None:
-    """The operations guide's usage lines, with our client in place of its sketch."""
+    """The operations guide's usage lines, with our client (attribute access) in place of its
+    dict-returning sketch."""
     example = (
         "from hedgegrid_ops.client import HedgeGridClient\n"
         f'client = HedgeGridClient("{node.api_url}", api_key="{API_KEY}")\n'
         "status = client.get_status()\n"
-        "print(f\"Total PnL: {status['pnl']['total']} USDT\")\n"
+        'print(f"Total PnL: {status.pnl.total} USDT")\n'
     )
     result = subprocess.run(
-        [*program()[:1], "-c", example],
+        [sys.executable, "-c", example],
         cwd=ROOT,
         env=program_env(),
         capture_output=True,
@@ -324,9 +303,7 @@ def test_watch_with_a_wrong_key_exits_1(node: RunningService) -> None:
 
 
 def test_watch_without_a_server_exits_3() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     out = cli(None, "watch", "--count", "1", env={"HEDGEGRID_URL": f"http://127.0.0.1:{port}"})
     assert out.code == 3, out.err
     assert "cannot reach" in out.err and str(port) in out.err, out.err

@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.service import RunningService, running_service
+from tests.support.program import RunningService, running_program
 from tests.tools import require_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -116,7 +116,7 @@ def collect(markup: str) -> _Collector:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rendered]:
     browser = require_tool("chromium", "chromium-browser")
     tmp = tmp_path_factory.mktemp("browser")
-    with running_service(tmp, "--speed", "30") as svc:
+    with running_program(tmp, "--speed", "30") as svc:
         with urllib.request.urlopen(f"{svc.api_url}/docs", timeout=10) as resp:
             raw = resp.read().decode()
         dom = dump_dom(browser, f"{svc.api_url}/docs", tmp / "profile")

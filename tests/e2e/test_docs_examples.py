@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import textwrap
@@ -44,8 +43,8 @@ import pytest
 import yaml
 
 from hedgegrid_ops.cli import build_parser
-from tests.conftest import ROOT, program, program_env
-from tests.service import RunningService, running_service
+from tests.support.ports import free_port
+from tests.support.program import ROOT, RunningService, program, program_env, running_program
 from tests.tools import require_tool, stop_process
 
 pytestmark = pytest.mark.e2e
@@ -143,12 +142,6 @@ def tools_called(body: str) -> list[str]:
         for t in TOOLS
         if re.search(rf"(?m)(?:^|[|;&(]|\$\(|\b(?:until|while|if|then|do)\s)\s*{t}(?=\s|$)", body)
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def base_url(url: str) -> str:
@@ -261,7 +254,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     assert len(api_key) >= 32, "the quick start should create a strong HEDGEGRID_API_KEY"
     tmp = tmp_path_factory.mktemp("docs")
     args = [*without_port_flags(run_args), "--prometheus-port", str(free_port())]
-    with running_service(tmp, *args, env={"HEDGEGRID_API_KEY": api_key}) as svc:
+    with running_program(tmp, *args, env={"HEDGEGRID_API_KEY": api_key}) as svc:
         assert any(r.get("auth") == "X-API-Key required" for r in svc.lines), svc.lines[-5:]
         deadline = time.monotonic() + 30
         while True:  # the examples expect a node that has processed bars

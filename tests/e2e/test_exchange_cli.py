@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, program
 from tests.exchange_support import ExchangeProcess
+from tests.support.program import ROOT, program
 
 pytestmark = pytest.mark.e2e
 REPLAY = ROOT / "tests" / "data" / "btcusdt_1m_300.csv"

@@ -23,9 +23,8 @@ from typing import Any
 import pytest
 
 from hedgegrid_ops.grid.order_ids import parse_client_order_id
-from tests.conftest import ROOT, program, program_env
 from tests.exchange_support import BinanceRest, ExchangeProcess
-from tests.service import RunningService, running_service
+from tests.support.program import ROOT, RunningService, program, program_env, running_program
 
 pytestmark = pytest.mark.e2e
 
@@ -92,7 +91,7 @@ class Live:
 
     def start(self) -> RunningService:
         self.runs += 1
-        ctx = running_service(
+        ctx = running_program(
             self.tmp / f"run{self.runs}",
             "--mode",
             "live",

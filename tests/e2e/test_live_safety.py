@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, program
+from tests.support.program import ROOT, program
 
 pytestmark = pytest.mark.e2e
 

@@ -18,8 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import ROOT, program, program_env
-from tests.service import running_service
+from tests.support.program import ROOT, program, program_env, running_program
 
 pytestmark = pytest.mark.e2e
 
@@ -118,7 +117,7 @@ def test_a_failing_log_file_is_degraded_while_trading_and_audit_go_on(tmp_path: 
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
     (log_dir / "trading.log").symlink_to("/dev/full")  # every write: no space left
-    with running_service(tmp_path, "--speed", "60") as svc:
+    with running_program(tmp_path, "--speed", "60") as svc:
         api = svc.api_url
 
         def degraded() -> dict[str, Any] | None:
@@ -139,7 +138,7 @@ def test_a_failing_log_file_is_degraded_while_trading_and_audit_go_on(tmp_path: 
 
 
 def test_sighup_reopens_the_log_files(tmp_path: Path) -> None:
-    with running_service(tmp_path) as svc:
+    with running_program(tmp_path) as svc:
         trading = svc.log_dir / "trading.log"
         _wait_for("the first lines", lambda: trading.stat().st_size > 0)
         trading.rename(svc.log_dir / "trading.log.1")  # what logrotate does first

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 
 from tests.cdp import Page, open_page
-from tests.service import RunningService, running_service
+from tests.support.program import RunningService, running_program
 from tests.tools import require_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -56,7 +56,7 @@ def get(svc: RunningService, path: str, key: str | None = API_KEY) -> tuple[int,
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     tmp = tmp_path_factory.mktemp("page")
-    with running_service(tmp, "--speed", SPEED, env={"HEDGEGRID_API_KEY": API_KEY}) as svc:
+    with running_program(tmp, "--speed", SPEED, env={"HEDGEGRID_API_KEY": API_KEY}) as svc:
         yield svc
 
 
@@ -315,7 +315,7 @@ async def _screenshot(target: Path) -> None:
     browser = require_tool("chromium", "chromium-browser")
     with (
         tempfile.TemporaryDirectory() as tmp,
-        running_service(Path(tmp), "--speed", "20", env={"HEDGEGRID_API_KEY": API_KEY}) as svc,
+        running_program(Path(tmp), "--speed", "20", env={"HEDGEGRID_API_KEY": API_KEY}) as svc,
     ):
         async with open_page(browser, Path(tmp) / "profile", host_of(svc)) as page:
             await page.set_viewport(1280, 1500)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import time
 import urllib.error
@@ -30,7 +29,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.service import RunningService, running_service
+from tests.support.ports import free_port
+from tests.support.program import RunningService, running_program
 from tests.tools import require_tool, stop_process
 from tests.unit.test_dashboard import SPEC_GAUGES, all_exprs, concrete
 
@@ -51,12 +51,6 @@ SPEC_QUERIES = (
 STALE_BAR_ALERT = "(time() - hedgegrid_last_bar_timestamp) > 120"
 STALE_BAR_INNER = "time() - hedgegrid_last_bar_timestamp"
 SCRAPES_NEEDED = 4  # rate()/increase() need two samples in their window; margin for jitter
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
@@ -141,7 +135,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
     binary = require_tool("prometheus")
     tmp = tmp_path_factory.mktemp("prometheus")
     metrics_port = free_port()
-    with running_service(tmp, "--prometheus-port", str(metrics_port), "--speed", "30") as svc:
+    with running_program(tmp, "--prometheus-port", str(metrics_port), "--speed", "30") as svc:
         target = urllib.parse.urlsplit(svc.metrics_url).netloc
         assert target.endswith(f":{metrics_port}"), svc.metrics_url
         config = write_config(tmp, target)

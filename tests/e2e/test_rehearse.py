@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, program_env
+from tests.support.program import ROOT, program_env
 from tests.tools import stop_process
 
 pytestmark = pytest.mark.e2e

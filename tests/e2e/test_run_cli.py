@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import ROOT, program, program_env
+from tests.support.program import ROOT, program, program_env
 
 pytestmark = pytest.mark.e2e
 

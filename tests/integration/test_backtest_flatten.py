@@ -28,7 +28,7 @@ from hedgegrid_ops.grid.order_ids import parse_client_order_id
 from hedgegrid_ops.grid.types import OrderRole, PositionSide
 from hedgegrid_ops.strategy import HedgeGridV1
 from hedgegrid_ops.venues.sim.backtest_data import BACKTEST_START_NS
-from tests.conftest import STRATEGY_YAML, VENUE_YAML
+from tests.support.program import STRATEGY_YAML, VENUE_YAML
 
 NS_PER_S = 1_000_000_000
 # A flatten at this minute of the seeded market meets a take profit about to be hit.

@@ -16,7 +16,7 @@ from nautilus_trader.model.events import OrderDenied, OrderRejected
 from hedgegrid_ops.backtest import run_backtest
 from hedgegrid_ops.config import load_strategy_config, load_venue_config
 from hedgegrid_ops.snapshot import SnapshotStore, StrategySnapshot
-from tests.conftest import STRATEGY_YAML, VENUE_YAML
+from tests.support.program import STRATEGY_YAML, VENUE_YAML
 
 MINUTES = 8 * 60
 QTY_EPS = 1e-9

@@ -16,8 +16,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from tests.integration.test_ops_harness import poll
-from tests.service import running_service
+from tests.support.polling import poll
+from tests.support.program import running_program
 
 CYCLES = 8
 # A runaway grew a leg to hundreds of BTC; the grid itself holds a few hundredths.
@@ -64,7 +64,7 @@ async def _storm(api: str) -> tuple[dict, float]:
 
 
 def test_flatten_storm_ends_flat_without_runaway(tmp_path: Path) -> None:
-    with running_service(tmp_path, "--speed", "120") as svc:
+    with running_program(tmp_path, "--speed", "120") as svc:
         final, largest_leg = asyncio.run(_storm(svc.api_url))
         assert svc.stop() == 0
     assert final["positions"]["long"]["quantity"] == 0.0

@@ -17,18 +17,17 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import ROOT
-from tests.integration.test_ops_harness import (
+from tests.support.harness import (
     COMMAND_ROUTES,
     SPEC_METRICS,
     Api,
     Journal,
     assert_metrics_match_status,
     check_logs_parse,
-    parse_prometheus,
-    poll,
 )
-from tests.service import RunningService, running_service
+from tests.support.polling import poll
+from tests.support.program import ROOT, RunningService, running_program
+from tests.support.prometheus import parse_prometheus
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +46,7 @@ class Frozen:
 
 @pytest.fixture(scope="module")
 def frozen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Frozen]:
-    with running_service(
+    with running_program(
         tmp_path_factory.mktemp("ops_frozen"),
         "--replay",
         str(KLINES),

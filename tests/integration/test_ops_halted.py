@@ -15,9 +15,10 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.conftest import STRATEGY_YAML
-from tests.integration.test_ops_harness import Api, Journal, parse_prometheus, poll
-from tests.service import RunningService, running_service
+from tests.support.harness import Api, Journal
+from tests.support.polling import poll
+from tests.support.program import STRATEGY_YAML, RunningService, running_program
+from tests.support.prometheus import parse_prometheus
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +32,7 @@ def halted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]
     assert "BTCUSDT-PERP.BINANCE" in text, "fixture drift: the default config changed instrument"
     config = tmp / "eth.yaml"
     config.write_text(text.replace("BTCUSDT-PERP.BINANCE", UNLISTED))
-    with running_service(tmp, "--strategy-config", str(config)) as service:
+    with running_program(tmp, "--strategy-config", str(config)) as service:
         yield service
 
 

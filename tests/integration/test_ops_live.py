@@ -32,8 +32,7 @@ import orjson
 import pytest
 
 from hedgegrid_ops.config import load_strategy_config
-from tests.conftest import ROOT, STRATEGY_YAML, program, program_env
-from tests.integration.test_ops_harness import (
+from tests.support.harness import (
     COMMAND_ROUTES,
     INSTRUMENT,
     SPEC_METRICS,
@@ -42,15 +41,19 @@ from tests.integration.test_ops_harness import (
     Reply,
     assert_metrics_match_status,
     check_logs_parse,
-    find,
-    free_port,
     grid_orders,
-    metric_types,
-    parse_prometheus,
-    poll,
-    value,
 )
-from tests.service import RunningService, running_service
+from tests.support.polling import poll
+from tests.support.ports import free_port
+from tests.support.program import (
+    ROOT,
+    STRATEGY_YAML,
+    RunningService,
+    program,
+    program_env,
+    running_program,
+)
+from tests.support.prometheus import find, metric_types, parse_prometheus, value
 
 pytestmark = pytest.mark.e2e
 
@@ -137,7 +140,7 @@ class Live:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     prometheus_port = free_port()
-    with running_service(
+    with running_program(
         tmp_path_factory.mktemp("ops_live"),
         "--speed",
         SPEED,

@@ -22,7 +22,7 @@ from hedgegrid_ops.loop_bridge import LoopBridge
 from hedgegrid_ops.ops.bus import CommandBus
 from hedgegrid_ops.ops.views import health_view
 from hedgegrid_ops.snapshot import TradingState
-from tests.unit.test_ops_support import NeverAnswers, StateTarget, make_snapshot
+from tests.support.inprocess import NeverAnswers, StateTarget, make_snapshot
 
 
 async def test_timer_thread_callback_runs_on_the_loop_thread() -> None:

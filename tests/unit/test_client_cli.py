@@ -1,7 +1,7 @@
-"""The client sub-commands against a real HTTP server speaking the contract.
+"""The client sub-commands against the real API app (in-process, real socket).
 
-The commands block (urllib), so each runs in a worker thread while the fake server
-keeps serving on the test's event loop.
+The commands block (urllib), so each runs in a worker thread while the app keeps
+serving on the test's event loop.
 """
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ import io
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from hedgegrid_ops.api import Health
 from hedgegrid_ops.client_cli import (
     CLIENT_COMMANDS,
     DEFAULT_URL,
@@ -25,7 +28,10 @@ from hedgegrid_ops.client_cli import (
     evaluate_health,
     run_client_command,
 )
-from tests.unit.test_client_fakes import FakeHedgeGrid, health_body, status_body, unused_port
+from hedgegrid_ops.snapshot import TradingState
+from tests.support.canned import Canned, CannedServer
+from tests.support.inprocess import API_KEY, StateTarget, make_snapshot, serve_ops
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,91 +91,99 @@ def test_flatten_needs_an_explicit_side_and_throttle_a_number() -> None:
 # --------------------------------------------------------------------------- queries
 
 
-async def test_status_table() -> None:
-    async with FakeHedgeGrid(throttle=0.6) as server:
-        result = await run_cli("status", "--url", server.url)
+async def test_status_table(tmp_path: Path) -> None:
+    snap = make_snapshot(throttle=0.6)
+    async with serve_ops(tmp_path, snapshot=snap) as ops:
+        result = await run_cli("status", "--url", ops.url)
     assert result.code == 0, result.err
-    expected = status_body(throttle=0.6)
-    assert expected["instrument"] in result.out
+    assert snap.instrument_id in result.out
     lines = result.out.splitlines()
     long_row = next(line for line in lines if line.startswith("LONG"))
-    assert "30,000.00" in long_row and "1,500.00" in long_row and "50.25" in long_row
+    assert f"{snap.long.entry_price:,.2f}" in long_row
+    assert f"{snap.long.inventory_usdt:,.2f}" in long_row
     short_row = next(line for line in lines if line.startswith("SHORT"))
-    assert "-20.50" in short_row
-    assert f"total {expected['pnl']['total']:,.2f}" in result.out
+    assert f"{snap.short.unrealized_pnl:,.2f}" in short_row
+    assert f"total {snap.total_pnl:,.2f}" in result.out
     assert "Throttle" in result.out and "0.60" in result.out
-    assert "97.5%" in result.out  # maker ratio
+    assert f"{snap.maker_ratio * 100:.1f}%" in result.out
 
 
-async def test_status_json_is_the_servers_body() -> None:
-    async with FakeHedgeGrid() as server:
-        server.can("GET", "/status", 200, {**status_body(), "timestamp": 1.0, "last_bar": 2.0})
-        result = await run_cli("status", "--url", server.url, "--json")
+async def test_status_json_is_the_servers_body(tmp_path: Path) -> None:
+    async with serve_ops(tmp_path, snapshot=make_snapshot()) as ops:
+        result = await run_cli("status", "--url", ops.url, "--json")
+        async with ops.http.get(ops.url + "/status") as resp:
+            served = await resp.json()
     assert result.code == 0
-    body = json.loads(result.out)
-    assert body["timestamp"] == 1.0 and body["last_bar"] == 2.0
-    assert body["pnl"] == status_body()["pnl"]
+    assert json.loads(result.out) == served
 
 
-async def test_ladders_and_orders_tables() -> None:
-    async with FakeHedgeGrid() as server:
-        ladders = await run_cli("ladders", "--url", server.url)
-        orders = await run_cli("orders", "--url", server.url)
+async def test_ladders_and_orders_tables(tmp_path: Path) -> None:
+    snap = make_snapshot()
+    async with serve_ops(tmp_path, snapshot=snap) as ops:
+        ladders = await run_cli("ladders", "--url", ops.url)
+        orders = await run_cli("orders", "--url", ops.url)
     assert ladders.code == 0 and orders.code == 0
     assert "Long ladder:" in ladders.out and "Short ladder:" in ladders.out
-    assert "29,800.00" in ladders.out and "O-S-0" in ladders.out
-    assert "O-TP-7" in orders.out and "take_profit" in orders.out
-    assert "PARTIALLY_FILLED" in orders.out
-    assert orders.out.rstrip().endswith("2 open orders")
+    for rung in (*snap.long_ladder, *snap.short_ladder):
+        assert rung.client_order_id in ladders.out and f"{rung.price:,.2f}" in ladders.out
+    for order in snap.orders:
+        assert order.client_order_id in orders.out and order.role in orders.out
+    assert orders.out.rstrip().endswith(f"{len(snap.orders)} open orders")
 
 
 # --------------------------------------------------------------------------- commands
 
 
-async def test_flatten_and_throttle() -> None:
-    async with FakeHedgeGrid(positions={"LONG", "SHORT"}, throttle=0.75) as server:
-        flat = await run_cli("flatten", "--side", "long", "--url", server.url)
-        thr = await run_cli("throttle", "0.5", "--url", server.url)
+async def test_flatten_and_throttle(tmp_path: Path) -> None:
+    target = StateTarget(positions={"LONG": 0.1, "SHORT": 0.2}, throttle=0.75)
+    async with serve_ops(tmp_path, target=target) as ops:
+        flat = await run_cli("flatten", "--side", "long", "--url", ops.url)
+        thr = await run_cli("throttle", "0.5", "--url", ops.url)
     assert flat.code == 0 and thr.code == 0
     assert "closing LONG" in flat.out and "flattening long" in flat.out
     assert "0.75 -> 0.50" in thr.out
-    sent = [json.loads(r.body) for r in server.requests]
-    assert sent == [{"side": "long"}, {"throttle": 0.5}]
+    assert [(name, arg) for name, arg, _ in target.calls] == [
+        ("flatten", "long"),
+        ("set_throttle", 0.5),
+    ]
 
 
-async def test_stop_then_start() -> None:
-    async with FakeHedgeGrid(trading_state="running") as server:
-        stop = await run_cli("stop", "--url", server.url)
-        start = await run_cli("start", "--url", server.url, "--json")
+async def test_stop_then_start(tmp_path: Path) -> None:
+    async with serve_ops(tmp_path, target=StateTarget(state=TradingState.RUNNING)) as ops:
+        stop = await run_cli("stop", "--url", ops.url)
+        start = await run_cli("start", "--url", ops.url, "--json")
     assert stop.code == 0 and "stopped: running -> paused" in stop.out
     assert json.loads(start.out)["status"] == "started"
 
 
-async def test_server_refusal_exits_1_with_detail() -> None:
-    async with FakeHedgeGrid(trading_state="halted") as server:
-        start = await run_cli("start", "--url", server.url)
-        throttle = await run_cli("throttle", "1.5", "--url", server.url)
+async def test_server_refusal_exits_1_with_detail(tmp_path: Path) -> None:
+    async with serve_ops(tmp_path, target=StateTarget(state=TradingState.HALTED)) as ops:
+        start = await run_cli("start", "--url", ops.url)
+        throttle = await run_cli("throttle", "1.5", "--url", ops.url)
     assert start.code == 1
-    assert start.err.strip() == "error: trading is halted (HTTP 409 conflict)"
+    assert start.err.strip() == (
+        "error: trading is halted; restart the node to trade again (HTTP 409 conflict)"
+    )
     assert throttle.code == 1
     assert "(HTTP 400 out_of_range)" in throttle.err
     assert start.out == "" and throttle.out == ""
 
 
-async def test_api_key_from_flag_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    async with FakeHedgeGrid(api_key="k1") as server:
-        denied = await run_cli("orders", "--url", server.url)
-        flag = await run_cli("orders", "--url", server.url, "--api-key", "k1")
-        monkeypatch.setenv("HEDGEGRID_API_KEY", "k1")
-        monkeypatch.setenv("HEDGEGRID_URL", server.url)
+async def test_api_key_from_flag_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with serve_ops(tmp_path, api_key=API_KEY, snapshot=make_snapshot()) as ops:
+        denied = await run_cli("orders", "--url", ops.url)
+        flag = await run_cli("orders", "--url", ops.url, "--api-key", API_KEY)
+        monkeypatch.setenv("HEDGEGRID_API_KEY", API_KEY)
+        monkeypatch.setenv("HEDGEGRID_URL", ops.url)
         env = await run_cli("orders")
     assert denied.code == 1 and "HTTP 401 unauthorized" in denied.err
     assert flag.code == 0 and env.code == 0
-    assert server.requests[-1].headers["X-API-Key"] == "k1"
 
 
 async def test_unreachable_server_exits_3() -> None:
-    url = f"http://127.0.0.1:{unused_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     result = await run_cli("status", "--url", url)
     assert result.code == 3
     assert result.err.startswith(f"error: cannot reach {url}: ")
@@ -183,68 +197,86 @@ def test_default_url() -> None:
 # --------------------------------------------------------------------------- health
 
 
+def _health(status: str, age: float | None, reason: str | None = None) -> Health:
+    return Health(
+        status=status,  # type: ignore[arg-type]
+        uptime=10.0,
+        last_bar=None if age is None else 1000.0 - age,
+        trading_state="running",
+        bar_age_seconds=age,
+        reason=msgspec.UNSET if reason is None else reason,
+    )
+
+
 @pytest.mark.parametrize(
-    ("body", "max_age", "code", "start"),
+    ("health", "code", "message"),
     [
-        (health_body(bar_age=5.0), 120, 0, "OK: strategy healthy (running), last bar 5s ago"),
-        (health_body(bar_age=200.0), 120, 2, "CRITICAL: no bar for 200s (max 120s)"),
-        (health_body(bar_age=200.0), 300, 0, "OK: strategy healthy"),
-        (health_body(bar_age=None), 120, 2, "CRITICAL: no bar processed yet"),
         (
-            health_body("degraded", bar_age=400.0, reason="no bar for 400s"),
-            120,
-            2,
-            "CRITICAL: strategy is degraded (running): no bar for 400s",
+            _health("healthy", 5.0),
+            0,
+            "OK: strategy healthy (running), last bar 5s ago | bar_age=5s;;;0",
         ),
-        ({"uptime": 1.0}, 120, 3, "UNKNOWN"),
+        # the server's verdict is final: an old bar it still calls healthy is OK
+        (
+            _health("healthy", 200.0),
+            0,
+            "OK: strategy healthy (running), last bar 200s ago | bar_age=200s;;;0",
+        ),
+        (
+            _health("degraded", 400.0, "no bar for 400s"),
+            2,
+            "CRITICAL: strategy is degraded (running): no bar for 400s | bar_age=400s;;;0",
+        ),
+        (
+            _health("down", None, "the trading node is not running"),
+            2,
+            "CRITICAL: strategy is down (running): the trading node is not running",
+        ),
     ],
 )
-def test_evaluate_health(body: dict, max_age: float, code: int, start: str) -> None:
-    got_code, message = evaluate_health(body, max_age, now=0.0)  # type: ignore[arg-type]
-    assert got_code == code
-    assert message.startswith(start)
+def test_evaluate_health_maps_the_verdict(health: Health, code: int, message: str) -> None:
+    assert evaluate_health(health) == (code, message)
 
 
-def test_evaluate_health_uses_the_local_clock_without_bar_age() -> None:
-    body = health_body(include_bar_age=False, now=1000.0, bar_age=0.0)  # last_bar = 1000
-    assert evaluate_health(body, 120, now=1100.0)[0] == 0  # type: ignore[arg-type]
-    assert evaluate_health(body, 120, now=1121.0)[0] == 2  # type: ignore[arg-type]
+async def test_health_command_exit_codes(tmp_path: Path) -> None:
+    async with serve_ops(tmp_path, snapshot=make_snapshot()) as ops:
+        ok = await run_cli("health", "--url", ops.url)
+        ops.node_up[0] = False
+        down = await run_cli("health", "--url", ops.url, "--json")
+        ops.node_up[0] = True
+        ops.store.publish(make_snapshot(last_bar_time=time.time() - 500))
+        stale = await run_cli("health", "--url", ops.url)
+    assert (ok.code, down.code, stale.code) == (0, 2, 2)
+    assert ok.out.startswith("OK: strategy healthy (running)")
+    assert json.loads(down.out)["reason"] == "the trading node is not running"
+    assert stale.out.startswith("CRITICAL: strategy is degraded (running): the last bar was")
 
 
-async def test_health_command_exit_codes() -> None:
-    async with FakeHedgeGrid() as server:
-        ok = await run_cli("health", "--url", server.url)
-        server.can("GET", "/health", 200, health_body(bar_age=150.0))
-        stale = await run_cli("health", "--url", server.url, "--max-bar-age", "120")
-        lenient = await run_cli("health", "--url", server.url, "--max-bar-age", "300")
-        server.can("GET", "/health", 503, health_body("down", reason="node not running"))
-        down = await run_cli("health", "--url", server.url, "--json")
-        server.can("GET", "/health", 200, b"<html>", content_type="text/html")
+async def test_an_answer_that_is_not_health_is_unknown() -> None:
+    page = Canned(200, b"<html>", content_type="text/html")
+    async with CannedServer({("GET", "/health"): page}) as server:
         garbage = await run_cli("health", "--url", server.url)
-    assert (ok.code, stale.code, lenient.code, down.code, garbage.code) == (0, 2, 0, 2, 3)
-    assert ok.out.startswith("OK:")
-    assert stale.out.startswith("CRITICAL: no bar for 150s")
-    assert json.loads(down.out)["reason"] == "node not running"
+    assert garbage.code == 3
     assert garbage.out.startswith("UNKNOWN:")
 
 
 async def test_health_command_unreachable_is_unknown() -> None:
-    url = f"http://127.0.0.1:{unused_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     result = await run_cli("health", "--url", url)
     assert result.code == 3
     assert result.out.startswith(f"UNKNOWN: cannot reach {url}")
 
 
-async def test_module_entry_point() -> None:
+async def test_module_entry_point(tmp_path: Path) -> None:
     """``python -m hedgegrid_ops.client_cli`` works on its own (cli.py adds the same commands)."""
-    async with FakeHedgeGrid() as server:
+    async with serve_ops(tmp_path, snapshot=make_snapshot()) as ops:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "hedgegrid_ops.client_cli",
             "health",
             "--url",
-            server.url,
+            ops.url,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": str(ROOT)},

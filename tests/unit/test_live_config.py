@@ -19,7 +19,7 @@ from hedgegrid_ops.venues.binance_live.credentials import (
     load_credentials,
 )
 from hedgegrid_ops.venues.monitor import VenueMonitor
-from tests.conftest import ROOT
+from tests.support.program import ROOT
 
 VENUES = ROOT / "configs" / "venues"
 

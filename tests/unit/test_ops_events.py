@@ -29,13 +29,7 @@ from hedgegrid_ops.ops.events import (
     StreamSettings,
 )
 from hedgegrid_ops.snapshot import SideState, TradingState
-from tests.unit.test_ops_support import (
-    API_KEY,
-    Running,
-    StateTarget,
-    make_snapshot,
-    running_service,
-)
+from tests.support.inprocess import API_KEY, Running, StateTarget, make_snapshot, serve_ops
 
 FAST = StreamSettings(snapshot_interval=0.05, heartbeat_interval=0.2, auth_timeout=0.5)
 
@@ -78,7 +72,7 @@ async def closed_with(ws: aiohttp.ClientWebSocketResponse) -> tuple[int | None, 
 
 
 async def test_snapshot_on_connect_equals_the_get_routes(tmp_path: Path) -> None:
-    async with running_service(tmp_path, api_key=API_KEY, snapshot=make_snapshot()) as ops:
+    async with serve_ops(tmp_path, api_key=API_KEY, snapshot=make_snapshot()) as ops:
         async with ops.http.ws_connect(ws_url(ops), headers={"X-API-Key": API_KEY}) as ws:
             first = await receive_json(ws)
         assert first["type"] == "snapshot"
@@ -89,16 +83,14 @@ async def test_snapshot_on_connect_equals_the_get_routes(tmp_path: Path) -> None
 
 
 async def test_plain_get_is_told_to_upgrade(tmp_path: Path) -> None:
-    async with running_service(tmp_path, api_key=API_KEY, snapshot=make_snapshot()) as ops:
+    async with serve_ops(tmp_path, api_key=API_KEY, snapshot=make_snapshot()) as ops:
         status, body, _ = await ops.call("GET", "/events", key=API_KEY)
     assert status == 426
     assert body["error"] == "upgrade_required"
 
 
 async def test_events_keep_their_order_and_snapshots_follow_them(tmp_path: Path) -> None:
-    async with running_service(
-        tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=FAST
-    ) as ops:
+    async with serve_ops(tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=FAST) as ops:
         hub = ops.service.events
         async with ops.http.ws_connect(ws_url(ops), headers={"X-API-Key": API_KEY}) as ws:
             assert (await receive_json(ws))["type"] == "snapshot"
@@ -126,7 +118,7 @@ async def test_events_keep_their_order_and_snapshots_follow_them(tmp_path: Path)
 async def test_snapshots_are_coalesced_and_the_latest_is_delivered(tmp_path: Path) -> None:
     interval = 0.1
     settings = StreamSettings(snapshot_interval=interval, heartbeat_interval=60.0)
-    async with running_service(
+    async with serve_ops(
         tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=settings
     ) as ops:
         async with ops.http.ws_connect(ws_url(ops), headers={"X-API-Key": API_KEY}) as ws:
@@ -156,7 +148,7 @@ async def test_snapshots_are_coalesced_and_the_latest_is_delivered(tmp_path: Pat
 async def test_state_throttle_and_flatten_changes_are_events(tmp_path: Path) -> None:
     base = make_snapshot()
     async with (
-        running_service(tmp_path, api_key=API_KEY, snapshot=base, stream=FAST) as ops,
+        serve_ops(tmp_path, api_key=API_KEY, snapshot=base, stream=FAST) as ops,
         ops.http.ws_connect(ws_url(ops), headers={"X-API-Key": API_KEY}) as ws,
     ):
         await receive_json(ws)
@@ -204,7 +196,7 @@ async def test_state_throttle_and_flatten_changes_are_events(tmp_path: Path) -> 
 
 async def test_control_actions_reach_the_stream_as_audit_entries(tmp_path: Path) -> None:
     async with (
-        running_service(
+        serve_ops(
             tmp_path, api_key=API_KEY, snapshot=make_snapshot(), target=StateTarget(), stream=FAST
         ) as ops,
         ops.http.ws_connect(ws_url(ops), headers={"X-API-Key": API_KEY}) as ws,
@@ -227,7 +219,7 @@ async def test_control_actions_reach_the_stream_as_audit_entries(tmp_path: Path)
 
 async def test_browser_style_first_message_authenticates(tmp_path: Path) -> None:
     async with (
-        running_service(tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=FAST) as ops,
+        serve_ops(tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=FAST) as ops,
         ops.http.ws_connect(ws_url(ops)) as ws,
     ):
         await ws.send_str(orjson.dumps({"type": "auth", "key": API_KEY}).decode())
@@ -247,9 +239,7 @@ async def test_browser_style_first_message_authenticates(tmp_path: Path) -> None
 async def test_no_valid_key_closes_before_any_data(
     tmp_path: Path, how: str, code: int, reason: str
 ) -> None:
-    async with running_service(
-        tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=FAST
-    ) as ops:
+    async with serve_ops(tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=FAST) as ops:
         headers = {"X-API-Key": "nope"} if how == "wrong header" else {}
         async with ops.http.ws_connect(ws_url(ops), headers=headers) as ws:
             if how == "wrong first message":
@@ -266,7 +256,7 @@ async def test_no_valid_key_closes_before_any_data(
 
 async def test_without_a_configured_key_the_stream_is_open(tmp_path: Path) -> None:
     async with (
-        running_service(tmp_path, snapshot=make_snapshot(), stream=FAST) as ops,
+        serve_ops(tmp_path, snapshot=make_snapshot(), stream=FAST) as ops,
         ops.http.ws_connect(ws_url(ops)) as ws,
     ):
         assert (await receive_json(ws))["type"] == "snapshot"
@@ -284,7 +274,7 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 async def test_clients_are_counted_and_capped(tmp_path: Path) -> None:
     settings = StreamSettings(max_clients=2, heartbeat_interval=60.0)
-    async with running_service(
+    async with serve_ops(
         tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=settings
     ) as ops:
         hdr = {"X-API-Key": API_KEY}
@@ -328,7 +318,7 @@ async def _stalled_client(port: int) -> socket.socket:
 
 async def test_a_stalled_client_is_dropped_and_the_others_get_everything(tmp_path: Path) -> None:
     settings = StreamSettings(buffer=8, snapshot_interval=0.05, heartbeat_interval=60.0)
-    async with running_service(
+    async with serve_ops(
         tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=settings
     ) as ops:
         hub = ops.service.events
@@ -370,7 +360,7 @@ async def test_a_stalled_client_is_dropped_and_the_others_get_everything(tmp_pat
 
 async def test_a_dropped_client_reads_the_close_code_when_it_catches_up(tmp_path: Path) -> None:
     settings = StreamSettings(buffer=4, heartbeat_interval=60.0)
-    async with running_service(
+    async with serve_ops(
         tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=settings
     ) as ops:
         hub = ops.service.events

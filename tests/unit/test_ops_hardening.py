@@ -24,7 +24,7 @@ from hedgegrid_ops.ops.server import host_allowed
 from hedgegrid_ops.ops.service import OpsService
 from hedgegrid_ops.ops.settings import MIN_KEY_LENGTH, OpsSettings, is_loopback
 from hedgegrid_ops.snapshot import SnapshotStore
-from tests.unit.test_ops_support import Running, StateTarget, make_snapshot
+from tests.support.inprocess import Running, StateTarget, make_snapshot
 
 KEY = "k" * 16 + "0123456789abcdef0123"  # 36 characters: a strong-enough key
 

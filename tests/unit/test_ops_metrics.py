@@ -17,7 +17,7 @@ import hedgegrid_ops
 from hedgegrid_ops.ops.metrics import OpsMetrics
 from hedgegrid_ops.snapshot import Counters, StrategySnapshot, TradingState
 from tests.spec_contract import INSTRUMENT, SPEC_METRICS
-from tests.unit.test_ops_support import API_KEY, make_snapshot, running_service
+from tests.support.inprocess import API_KEY, make_snapshot, serve_ops
 
 SPEC_NAMES = list(SPEC_METRICS)
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$")
@@ -170,7 +170,7 @@ def test_no_snapshot_means_no_strategy_series() -> None:
 
 async def test_metrics_listener_serves_published_snapshots(tmp_path: Path) -> None:
     first = make_snapshot()
-    async with running_service(
+    async with serve_ops(
         tmp_path, api_key=API_KEY, snapshot=first, prometheus_port=_free_port()
     ) as ops:
         assert ops.service.metrics_url != ops.url + "/metrics"
@@ -206,7 +206,7 @@ async def test_metrics_listener_serves_published_snapshots(tmp_path: Path) -> No
 
 
 async def test_api_requests_are_counted_by_route_template(tmp_path: Path) -> None:
-    async with running_service(tmp_path, api_key=API_KEY, snapshot=make_snapshot()) as ops:
+    async with serve_ops(tmp_path, api_key=API_KEY, snapshot=make_snapshot()) as ops:
         for _ in range(3):
             await ops.call("GET", "/status", key=API_KEY)
         await ops.call("GET", "/status")
@@ -229,7 +229,7 @@ async def test_api_requests_are_counted_by_route_template(tmp_path: Path) -> Non
 
 
 async def test_loop_lag_gauge_sees_a_blocked_loop(tmp_path: Path) -> None:
-    async with running_service(tmp_path) as ops:
+    async with serve_ops(tmp_path) as ops:
         gauge = ops.service.metrics.loop_lag
         await asyncio.sleep(0.6)  # at least one tick on an idle loop
         assert 0.0 <= gauge.get({}) < 0.25

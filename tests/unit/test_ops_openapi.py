@@ -20,13 +20,13 @@ from hedgegrid_ops.ops.server import build_api_app
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.ops.views import status_view
 from hedgegrid_ops.snapshot import SnapshotStore, TradingState
-from tests.unit.test_ops_support import (
+from tests.support.inprocess import (
     API_KEY,
     NeverAnswers,
     Running,
     StateTarget,
     make_snapshot,
-    running_service,
+    serve_ops,
 )
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
@@ -163,7 +163,7 @@ async def _check(
 
 async def test_real_responses_match_the_document(tmp_path: Path) -> None:
     target = StateTarget(positions={"LONG": 0.1, "SHORT": 0.2})
-    async with running_service(tmp_path, api_key=API_KEY, target=target) as ops:
+    async with serve_ops(tmp_path, api_key=API_KEY, target=target) as ops:
         async with ops.http.get(ops.url + "/openapi.json") as resp:
             doc = await resp.json()
         assert doc == build_openapi(auth_enabled=True)  # served == built, round-tripped
@@ -208,11 +208,11 @@ async def test_real_responses_match_the_document(tmp_path: Path) -> None:
 
 
 async def test_timeout_and_unavailable_match_the_document(tmp_path: Path) -> None:
-    async with running_service(tmp_path, target=None) as ops:
+    async with serve_ops(tmp_path, target=None) as ops:
         doc = build_openapi(auth_enabled=False)
         assert await _check(doc, ops, "POST", "/start", "/start", key=None) == 503
     target = StateTarget(fail_with=NeverAnswers())
-    async with running_service(tmp_path, target=target, command_timeout=0.1) as ops:
+    async with serve_ops(tmp_path, target=target, command_timeout=0.1) as ops:
         assert await _check(doc, ops, "POST", "/stop", "/stop", key=None) == 504
 
 
@@ -220,7 +220,7 @@ async def test_timeout_and_unavailable_match_the_document(tmp_path: Path) -> Non
 
 
 async def test_docs_page_uses_only_local_assets(tmp_path: Path) -> None:
-    async with running_service(tmp_path, api_key=API_KEY) as ops:
+    async with serve_ops(tmp_path, api_key=API_KEY) as ops:
         async with ops.http.get(ops.url + "/docs") as resp:
             assert resp.status == 200
             html = await resp.text()

@@ -12,13 +12,13 @@ import pytest
 
 from hedgegrid_ops.api import StopResult
 from hedgegrid_ops.snapshot import TradingState
-from tests.unit.test_ops_support import (
+from tests.support.inprocess import (
     API_KEY,
     NeverAnswers,
     StateTarget,
     make_snapshot,
     read_log,
-    running_service,
+    serve_ops,
 )
 
 PROTECTED = [
@@ -44,7 +44,7 @@ def _json_lines(lines: list[str]) -> list[dict[str, Any]]:
 async def test_protected_routes_need_the_right_key(
     tmp_path: Path, method: str, path: str, body: Any
 ) -> None:
-    async with running_service(
+    async with serve_ops(
         tmp_path, api_key=API_KEY, target=StateTarget(), snapshot=make_snapshot()
     ) as ops:
         status, missing, headers = await ops.call(method, path, body=body)
@@ -61,7 +61,7 @@ async def test_protected_routes_need_the_right_key(
 
 @pytest.mark.parametrize("path", OPEN)
 async def test_open_routes_need_no_key_even_when_one_is_set(tmp_path: Path, path: str) -> None:
-    async with running_service(tmp_path, api_key=API_KEY, snapshot=make_snapshot()) as ops:
+    async with serve_ops(tmp_path, api_key=API_KEY, snapshot=make_snapshot()) as ops:
         status, _, _ = await ops.call("GET", path)
         assert status == 200
         status, _, _ = await ops.call("GET", path, key="wrong")  # a wrong key is ignored there
@@ -72,7 +72,7 @@ async def test_open_routes_need_no_key_even_when_one_is_set(tmp_path: Path, path
 async def test_without_a_configured_key_everything_is_open(
     tmp_path: Path, method: str, path: str, body: Any
 ) -> None:
-    async with running_service(tmp_path, target=StateTarget(), snapshot=make_snapshot()) as ops:
+    async with serve_ops(tmp_path, target=StateTarget(), snapshot=make_snapshot()) as ops:
         status, _, _ = await ops.call(method, path, body=body)
         assert status == 200
         status, _, _ = await ops.call(method, path, body=body, key="anything")
@@ -80,7 +80,7 @@ async def test_without_a_configured_key_everything_is_open(
 
 
 async def test_unauthorized_command_is_audited_without_the_key(tmp_path: Path) -> None:
-    async with running_service(tmp_path, api_key=API_KEY, target=StateTarget()) as ops:
+    async with serve_ops(tmp_path, api_key=API_KEY, target=StateTarget()) as ops:
         status, body, _ = await ops.call("POST", "/flatten", body={"side": "both"}, key="guess")
     assert status == 401
     audit = _json_lines(read_log(ops.log_dir, "audit.log"))
@@ -96,7 +96,7 @@ async def test_unauthorized_command_is_audited_without_the_key(tmp_path: Path) -
 
 async def test_status_reflects_the_latest_snapshot(tmp_path: Path) -> None:
     snap = make_snapshot()
-    async with running_service(tmp_path, snapshot=snap) as ops:
+    async with serve_ops(tmp_path, snapshot=snap) as ops:
         status, body, _ = await ops.call("GET", "/status")
         assert status == 200
         assert body["running"] is True
@@ -137,7 +137,7 @@ async def test_status_reflects_the_latest_snapshot(tmp_path: Path) -> None:
 
 async def test_ladders_and_orders_list_what_the_snapshot_holds(tmp_path: Path) -> None:
     snap = make_snapshot()
-    async with running_service(tmp_path, snapshot=snap) as ops:
+    async with serve_ops(tmp_path, snapshot=snap) as ops:
         _, ladders, _ = await ops.call("GET", "/ladders")
         _, orders, _ = await ops.call("GET", "/orders")
     assert [r["client_order_id"] for r in ladders["long_ladder"]] == [
@@ -157,7 +157,7 @@ async def test_ladders_and_orders_list_what_the_snapshot_holds(tmp_path: Path) -
 
 @pytest.mark.parametrize("path", ["/status", "/ladders", "/orders"])
 async def test_reads_answer_503_before_the_first_snapshot(tmp_path: Path, path: str) -> None:
-    async with running_service(tmp_path) as ops:
+    async with serve_ops(tmp_path) as ops:
         status, body, headers = await ops.call("GET", path)
     assert status == 503
     assert body["error"] == "unavailable"
@@ -168,7 +168,7 @@ async def test_reads_answer_503_before_the_first_snapshot(tmp_path: Path, path: 
 
 
 async def test_health_follows_state_and_bar_age(tmp_path: Path) -> None:
-    async with running_service(tmp_path, max_bar_age=60.0) as ops:
+    async with serve_ops(tmp_path, max_bar_age=60.0) as ops:
         status, body, _ = await ops.call("GET", "/health")
         assert (status, body["status"]) == (503, "down")
         assert body["last_bar"] is None and body["reason"]
@@ -205,7 +205,7 @@ async def test_health_treats_a_failing_node_probe_as_down(tmp_path: Path) -> Non
     def broken() -> bool:
         raise RuntimeError("probe failed")
 
-    async with running_service(tmp_path, snapshot=make_snapshot(), node_running=broken) as ops:
+    async with serve_ops(tmp_path, snapshot=make_snapshot(), node_running=broken) as ops:
         status, body, _ = await ops.call("GET", "/health")
     assert (status, body["status"]) == (503, "down")
 
@@ -215,7 +215,7 @@ async def test_health_treats_a_failing_node_probe_as_down(tmp_path: Path) -> Non
 
 async def test_commands_reach_the_target_and_are_audited(tmp_path: Path) -> None:
     target = StateTarget(positions={"LONG": 0.05, "SHORT": 0.0})
-    async with running_service(tmp_path, api_key=API_KEY, target=target) as ops:
+    async with serve_ops(tmp_path, api_key=API_KEY, target=target) as ops:
         status, body, headers = await ops.call(
             "POST", "/set-throttle", body={"throttle": 0.25}, key=API_KEY
         )
@@ -300,7 +300,7 @@ async def test_bad_bodies_are_rejected_before_anything_runs(
     tmp_path: Path, path: str, raw: bytes, code: str
 ) -> None:
     target = StateTarget()
-    async with running_service(tmp_path, target=target) as ops:
+    async with serve_ops(tmp_path, target=target) as ops:
         status, body, headers = await ops.call("POST", path, raw=raw)
     assert status == 400
     assert body["error"] == code
@@ -313,7 +313,7 @@ async def test_bad_bodies_are_rejected_before_anything_runs(
 
 async def test_boundary_throttles_are_accepted(tmp_path: Path) -> None:
     target = StateTarget(throttle=0.5)
-    async with running_service(tmp_path, target=target) as ops:
+    async with serve_ops(tmp_path, target=target) as ops:
         for value in (0, 1, 0.0, 1.0):
             status, body, _ = await ops.call("POST", "/set-throttle", body={"throttle": value})
             assert status == 200, value
@@ -323,7 +323,7 @@ async def test_boundary_throttles_are_accepted(tmp_path: Path) -> None:
 
 async def test_conflict_answers_409(tmp_path: Path) -> None:
     target = StateTarget(state=TradingState.HALTED)
-    async with running_service(tmp_path, target=target) as ops:
+    async with serve_ops(tmp_path, target=target) as ops:
         status, body, _ = await ops.call("POST", "/start")
     assert status == 409
     assert body["error"] == "conflict"
@@ -334,7 +334,7 @@ async def test_conflict_answers_409(tmp_path: Path) -> None:
 
 async def test_target_failure_answers_500_without_internals(tmp_path: Path) -> None:
     target = StateTarget(fail_with=RuntimeError("db password is hunter2"))
-    async with running_service(tmp_path, target=target) as ops:
+    async with serve_ops(tmp_path, target=target) as ops:
         status, body, headers = await ops.call("POST", "/stop")
     assert status == 500
     assert body["error"] == "internal_error"
@@ -357,13 +357,13 @@ async def test_a_target_answering_the_wrong_struct_is_a_500(tmp_path: Path) -> N
                 cancelled_orders=0,
             )
 
-    async with running_service(tmp_path, target=Sloppy()) as ops:
+    async with serve_ops(tmp_path, target=Sloppy()) as ops:
         status, body, _ = await ops.call("POST", "/start")
     assert (status, body["error"]) == (500, "internal_error")
 
 
 async def test_commands_answer_503_without_a_strategy(tmp_path: Path) -> None:
-    async with running_service(tmp_path, target=None) as ops:
+    async with serve_ops(tmp_path, target=None) as ops:
         status, body, _ = await ops.call("POST", "/flatten", body={"side": "long"})
     assert (status, body["error"]) == (503, "unavailable")
     audit = _json_lines(read_log(ops.log_dir, "audit.log"))
@@ -372,7 +372,7 @@ async def test_commands_answer_503_without_a_strategy(tmp_path: Path) -> None:
 
 async def test_unanswered_command_times_out_with_504(tmp_path: Path) -> None:
     target = StateTarget(fail_with=NeverAnswers())
-    async with running_service(tmp_path, target=target, command_timeout=0.2) as ops:
+    async with serve_ops(tmp_path, target=target, command_timeout=0.2) as ops:
         started = time.monotonic()
         status, body, _ = await ops.call("POST", "/set-throttle", body={"throttle": 0.1})
         waited = time.monotonic() - started
@@ -386,7 +386,7 @@ async def test_unanswered_command_times_out_with_504(tmp_path: Path) -> None:
 
 
 async def test_unknown_path_is_404_json(tmp_path: Path) -> None:
-    async with running_service(tmp_path, api_key=API_KEY) as ops:
+    async with serve_ops(tmp_path, api_key=API_KEY) as ops:
         status, body, headers = await ops.call("GET", "/does-not-exist")
     assert (status, body["error"]) == (404, "not_found")
     assert body["request_id"] == headers["X-Request-ID"]
@@ -399,7 +399,7 @@ async def test_unknown_path_is_404_json(tmp_path: Path) -> None:
 async def test_wrong_method_is_405_json(
     tmp_path: Path, method: str, path: str, allowed: str
 ) -> None:
-    async with running_service(tmp_path, api_key=API_KEY) as ops:
+    async with serve_ops(tmp_path, api_key=API_KEY) as ops:
         status, body, headers = await ops.call(method, path, key=API_KEY)
     assert (status, body["error"]) == (405, "method_not_allowed")
     assert headers["Allow"] == allowed
@@ -408,7 +408,7 @@ async def test_wrong_method_is_405_json(
 async def test_oversized_body_is_413(tmp_path: Path) -> None:
     target = StateTarget()
     big = b'{"side": "long", "pad": "' + b"x" * (70 * 1024) + b'"}'
-    async with running_service(tmp_path, target=target) as ops:
+    async with serve_ops(tmp_path, target=target) as ops:
         status, body, _ = await ops.call("POST", "/flatten", raw=big)
         assert (status, body["error"]) == (413, "payload_too_large")
 
@@ -428,7 +428,7 @@ async def test_oversized_body_is_413(tmp_path: Path) -> None:
 
 
 async def test_request_ids_are_echoed_or_generated(tmp_path: Path) -> None:
-    async with running_service(tmp_path, snapshot=make_snapshot()) as ops:
+    async with serve_ops(tmp_path, snapshot=make_snapshot()) as ops:
         _, _, headers = await ops.call("GET", "/status", headers={"X-Request-ID": "abc-123"})
         assert headers["X-Request-ID"] == "abc-123"
         _, _, headers = await ops.call("GET", "/status", headers={"X-Request-ID": "bad id\t<x>"})
@@ -439,7 +439,7 @@ async def test_request_ids_are_echoed_or_generated(tmp_path: Path) -> None:
 
 
 async def test_access_log_is_json_and_never_holds_the_key(tmp_path: Path) -> None:
-    async with running_service(
+    async with serve_ops(
         tmp_path, api_key=API_KEY, target=StateTarget(), snapshot=make_snapshot()
     ) as ops:
         await ops.call("GET", "/status", key=API_KEY)

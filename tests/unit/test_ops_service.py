@@ -15,7 +15,7 @@ from hedgegrid_ops.ops.server import build_api_app
 from hedgegrid_ops.ops.service import OpsService, OpsStartError
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.snapshot import SnapshotStore
-from tests.unit.test_ops_support import API_KEY, StateTarget, make_snapshot, running_service
+from tests.support.inprocess import API_KEY, StateTarget, make_snapshot, serve_ops
 
 
 def _service(settings: OpsSettings) -> OpsService:
@@ -60,7 +60,7 @@ async def test_unknown_host_is_a_start_error() -> None:
 
 
 async def test_reports_bound_ports_and_stops_idempotently(tmp_path: Path) -> None:
-    async with running_service(tmp_path, snapshot=make_snapshot()) as ops:
+    async with serve_ops(tmp_path, snapshot=make_snapshot()) as ops:
         service = ops.service
         port = service.api_port
         assert port > 0
@@ -80,7 +80,7 @@ async def test_reports_bound_ports_and_stops_idempotently(tmp_path: Path) -> Non
 
 async def test_service_can_restart_after_stop(tmp_path: Path) -> None:
     target = StateTarget()
-    async with running_service(tmp_path, target=target) as ops:
+    async with serve_ops(tmp_path, target=target) as ops:
         await ops.service.stop()
         await ops.service.start()
         status, body, _ = await ops.call("POST", "/set-throttle", body={"throttle": 0.4})
@@ -89,7 +89,7 @@ async def test_service_can_restart_after_stop(tmp_path: Path) -> None:
 
 async def test_bus_is_started_by_the_service_and_closed_on_stop(tmp_path: Path) -> None:
     target = StateTarget()
-    async with running_service(tmp_path, target=target) as ops:
+    async with serve_ops(tmp_path, target=target) as ops:
         status, _, _ = await ops.call("POST", "/stop")
         assert status == 200
     with pytest.raises(CommandUnavailable):

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from hedgegrid_ops.ops.views import health_view, ladders_view, orders_view, status_view
 from hedgegrid_ops.snapshot import TradingState
-from tests.unit.test_ops_support import make_snapshot
+from tests.support.inprocess import make_snapshot
 
 NOW = 1_800_000_000.0
 

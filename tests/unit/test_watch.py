@@ -12,7 +12,7 @@ from hedgegrid_ops.client_stream import HedgeGridStreamClosed, stream_events
 from hedgegrid_ops.ops.events import EventType, StreamSettings, encode
 from hedgegrid_ops.ops.stream import snapshot_data
 from hedgegrid_ops.watch import CLEAR, WatchView, render, watch
-from tests.unit.test_ops_support import API_KEY, make_snapshot, running_service
+from tests.support.inprocess import API_KEY, make_snapshot, serve_ops
 
 
 def test_render_shows_state_positions_pnl_fills_and_events() -> None:
@@ -57,7 +57,7 @@ def test_render_before_the_first_snapshot() -> None:
 
 async def test_watch_draws_count_frames_from_a_real_stream(tmp_path: Path) -> None:
     settings = StreamSettings(snapshot_interval=0.01, heartbeat_interval=60.0)
-    async with running_service(
+    async with serve_ops(
         tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=settings
     ) as ops:
         out, err = io.StringIO(), io.StringIO()
@@ -77,7 +77,7 @@ async def test_watch_draws_count_frames_from_a_real_stream(tmp_path: Path) -> No
 
 
 async def test_stream_client_reports_the_close_code(tmp_path: Path) -> None:
-    async with running_service(tmp_path, api_key=API_KEY, snapshot=make_snapshot()) as ops:
+    async with serve_ops(tmp_path, api_key=API_KEY, snapshot=make_snapshot()) as ops:
         try:
             async for _ in stream_events(ops.url, "wrong"):
                 raise AssertionError("no message may come before the key is checked")

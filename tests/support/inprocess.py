@@ -1,4 +1,4 @@
-"""Shared helpers for the ops tests: snapshots, a small ControlTarget, a running service.
+"""The ops layer in-process: snapshots, a real ControlTarget stand-in, a served OpsService.
 
 The target is a real implementation of the ControlTarget protocol with a tiny
 state machine (no mocks): it is what the bridge and the routes talk to here in
@@ -270,7 +270,7 @@ def read_log(log_dir: Path, name: str) -> list[str]:
 
 
 @asynccontextmanager
-async def running_service(
+async def serve_ops(
     tmp_path: Path,
     *,
     api_key: str | None = None,
@@ -310,10 +310,3 @@ async def running_service(
     finally:
         await service.stop()
         shutdown_logging()
-
-
-def test_snapshot_helper_builds_consistent_values() -> None:
-    snap = make_snapshot(throttle=0.5)
-    assert snap.throttle == 0.5
-    assert snap.open_orders == len(snap.orders)
-    assert snap.last_bar_time is not None and snap.last_bar_time <= time.time()

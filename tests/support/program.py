@@ -1,14 +1,17 @@
-"""Start the real service (``python -m hedgegrid_ops run --enable-ops``) for tests.
+"""Run the real program (``python -m hedgegrid_ops``) as a subprocess, as an operator would.
 
-The program binds ephemeral ports (``--api-port 0``) and logs the URLs it really
-listens on in its ``ops_listening`` line; this helper reads that line, so tests
-talk to the service over real sockets exactly as an operator would.
+``run_program`` runs one command to completion. ``running_program`` is the one way
+tests start the real service: it binds ephemeral ports (``--api-port 0``) and reads
+the URLs it really listens on from its ``ops_listening`` line, so tests talk to it
+over real sockets.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +21,36 @@ from pathlib import Path
 
 import orjson
 
-from tests.conftest import ROOT, program, program_env
+ROOT = Path(__file__).resolve().parents[2]
+STRATEGY_YAML = ROOT / "configs" / "strategies" / "hedge_grid_v1.yaml"
+VENUE_YAML = ROOT / "configs" / "venues" / "sim.yaml"
+
+
+def program_env(**extra: str) -> dict[str, str]:
+    """The test runner's environment without any ``HEDGEGRID_*`` setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEGRID_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def program(*args: str) -> list[str]:
+    """The command line of ``python -m hedgegrid_ops ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "hedgegrid_ops", *args]
+
+
+def run_program(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Run one command of the program to completion and capture its output."""
+    return subprocess.run(
+        program(*args),
+        cwd=ROOT,
+        env=program_env(**(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @dataclass
@@ -50,7 +82,7 @@ def _pump(proc: subprocess.Popen[str], sink: list[dict]) -> None:
 
 
 @contextmanager
-def running_service(
+def running_program(
     tmp_path: Path, *extra: str, env: dict[str, str] | None = None, startup_timeout: float = 60.0
 ) -> Iterator[RunningService]:
     """Run the service on ephemeral ports until the block ends (then SIGTERM)."""

@@ -1,99 +1,27 @@
-"""Helpers shared by the ``test_ops_*`` integration modules, and tests of the helpers.
-
-The integration tests judge the running service by what it answers, so the two
-things that read those answers — the HTTP journal and the Prometheus text parser —
-are tested here first: a parser that silently dropped samples would turn every
-"metrics agree with /status" assertion into a comparison of nothing.
+"""What the live integration tests read the running service with: an HTTP journal that
+stamps every request with a traceable id, the metrics-versus-/status comparison, and
+the log-file checks. Tested in ``tests/unit/test_support.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import math
-import re
 import shutil
-import socket
 import subprocess
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
-from aioprometheus import Counter, Gauge, Registry, render
 
-from tests.spec_contract import INSTRUMENT, SPEC_METRICS
+from hedgegrid_ops.api import COMMAND_ROUTES as API_COMMANDS
+from tests.support.prometheus import metric_types, parse_prometheus, value
 
-COMMAND_ROUTES = {"/start": "start", "/stop": "stop", "/flatten": "flatten"}
-COMMAND_ROUTES["/set-throttle"] = "set_throttle"
-
-# ---- Prometheus text format ---------------------------------------------------------------
-
-_SAMPLE = re.compile(
-    r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)$"
-)
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
-
-
-@dataclass(frozen=True)
-class Sample:
-    name: str
-    labels: Mapping[str, str]
-    value: float
-
-
-def _labels(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    pos = 0
-    while pos < len(text):
-        match = _LABEL.match(text, pos)
-        if match is None:
-            raise ValueError(f"unparseable labels {text!r} at {pos}")
-        out[match.group(1)] = match.group(2).replace('\\"', '"').replace("\\\\", "\\")
-        pos = match.end()
-    return out
-
-
-def parse_prometheus(text: str) -> list[Sample]:
-    """Every sample line of a text exposition; anything unparseable raises (no silent skips)."""
-    samples: list[Sample] = []
-    for line in text.splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line)
-        if match is None:
-            raise ValueError(f"not a Prometheus sample line: {line!r}")
-        samples.append(Sample(match["name"], _labels(match["labels"] or ""), float(match["value"])))
-    return samples
-
-
-def metric_types(text: str) -> dict[str, str]:
-    """``# TYPE`` declarations by metric name."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(maxsplit=3)
-            out[name] = kind
-    return out
-
-
-def find(samples: list[Sample], name: str, **labels: str) -> list[Sample]:
-    """Samples of ``name`` whose labels include ``labels`` (instrument added by default)."""
-    want = {"instrument": INSTRUMENT, **labels}
-    return [
-        s for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in want.items())
-    ]
-
-
-def value(samples: list[Sample], name: str, **labels: str) -> float:
-    """The single sample of ``name`` with exactly these labels (plus the instrument label)."""
-    want = {"instrument": INSTRUMENT, **labels}
-    hits = [s for s in samples if s.name == name and dict(s.labels) == want]
-    assert len(hits) == 1, f"{name}{want}: expected one sample, got {hits}"
-    return hits[0].value
+# Audit-log action name by command path, from the API's own route table.
+COMMAND_ROUTES = {c.path: c.action.value for c in API_COMMANDS}
 
 
 def same_number(a: float | None, b: float | None) -> bool:
@@ -290,30 +218,6 @@ class Api:
         return reply.body
 
 
-async def poll[T](
-    fetch: Callable[[], Awaitable[T]],
-    predicate: Callable[[T], bool],
-    timeout: float,
-    what: str,
-    interval: float = 0.1,
-) -> T:
-    """The first fetched value that satisfies ``predicate``; fails with the last one seen."""
-    deadline = time.monotonic() + timeout
-    last: T = await fetch()
-    while not predicate(last):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-        await asyncio.sleep(interval)
-        last = await fetch()
-    return last
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def grid_orders(orders: dict[str, Any]) -> list[dict[str, Any]]:
     return [o for o in orders["orders"] if o["role"] == "grid"]
 
@@ -354,58 +258,3 @@ def check_logs_parse(log_dir: Path) -> dict[str, list[dict[str, Any]]]:
             assert {"timestamp", "level", "event", "logger"} <= record.keys(), record
             assert record["timestamp"].endswith("Z") and "T" in record["timestamp"]
     return parsed
-
-
-# ---- tests of the helpers ----------------------------------------------------------------
-
-
-def test_parser_reads_back_every_sample_aioprometheus_renders() -> None:
-    registry = Registry()
-    gauge = Gauge("g_value", "a gauge", const_labels={"instrument": INSTRUMENT}, registry=registry)
-    counter = Counter(
-        "c_total", "a counter", const_labels={"instrument": INSTRUMENT}, registry=registry
-    )
-    written = {"a": 1.25, "b": -1e-9, "c": 12345.678901234567, "with, comma=x": 3.0}
-    for label, number in written.items():
-        gauge.set({"k": label}, number)
-    counter.set({"side": "buy"}, 7)
-    body, _ = render(registry, [])
-    text = body.decode()
-    samples = parse_prometheus(text)
-    assert {s.labels["k"]: s.value for s in find(samples, "g_value")} == written
-    assert value(samples, "c_total", side="buy") == 7
-    assert metric_types(text) == {"g_value": "gauge", "c_total": "counter"}
-
-
-def test_parser_refuses_lines_it_cannot_read() -> None:
-    try:
-        parse_prometheus('ok_metric 1\nbroken{label="x" 2\n')
-    except ValueError as exc:
-        assert "broken" in str(exc)
-    else:
-        raise AssertionError("a malformed line was skipped silently")
-
-
-def test_spec_gauge_mapping_covers_the_fifteen_spec_names() -> None:
-    # The mapping from /status to metrics must name exactly the spec's gauges.
-    status = {
-        "positions": {
-            side: {
-                "inventory_usdt": 1.0,
-                "quantity": 1.0,
-                "entry_price": 1.0,
-                "unrealized_pnl": 0.0,
-            }
-            for side in ("long", "short")
-        },
-        "open_orders": 0,
-        "margin_ratio": 0.0,
-        "maker_ratio": 1.0,
-        "funding": {"rate": 0.0, "cost_1h_projected_usdt": 0.0},
-        "pnl": {"realized": 0.0, "unrealized": 0.0, "total": 0.0},
-        "uptime": 1.0,
-        "last_bar": None,
-    }
-    names = set(spec_gauges_from_status(status, {"long_ladder": [], "short_ladder": []}))
-    assert names == set(SPEC_METRICS)
-    assert len(SPEC_METRICS) == len(set(SPEC_METRICS)) == 15

@@ -17,9 +17,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.spec_contract import SPEC_METRICS
 from tests.support.harness import (
     COMMAND_ROUTES,
-    SPEC_METRICS,
     Api,
     Journal,
     assert_metrics_match_status,

@@ -20,6 +20,8 @@ import yaml
 
 from tests.tools import require_tool
 
+pytestmark = pytest.mark.tools
+
 ROOT = Path(__file__).resolve().parents[2]
 PROM_DIR = ROOT / "configs" / "prometheus"
 CONFIG = PROM_DIR / "prometheus.yml"

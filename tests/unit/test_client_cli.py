@@ -267,6 +267,7 @@ async def test_health_command_unreachable_is_unknown() -> None:
     assert result.out.startswith(f"UNKNOWN: cannot reach {url}")
 
 
+@pytest.mark.tools
 async def test_module_entry_point(tmp_path: Path) -> None:
     """``python -m hedgegrid_ops.client_cli`` works on its own (cli.py adds the same commands)."""
     async with serve_ops(tmp_path, snapshot=make_snapshot()) as ops:

@@ -26,6 +26,8 @@ from tests.support.inprocess import make_snapshot, serve_ops
 from tests.support.ports import free_port
 from tests.tools import require_tool
 
+pytestmark = pytest.mark.tools
+
 SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "examples" / "health_check.sh"
 
 

@@ -261,6 +261,7 @@ def concrete(expr: str) -> str:
     )
 
 
+@pytest.mark.tools
 def test_every_query_is_valid_promql(tmp_path: Path) -> None:
     tool = promtool()
     exprs = all_exprs()

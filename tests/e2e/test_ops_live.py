@@ -107,6 +107,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         assert not [ln for ln in service.lines if ln.get("event") == "non_json_stdout"]
         summary = service.lines[-1]
         assert summary["event"] == "run_summary" and summary["bars_processed"] > 0
+        check_logs_parse(service.log_dir)  # every line of every file, once they are complete
 
 
 @pytest.fixture
@@ -625,6 +626,15 @@ async def test_handlers_keep_answering_while_the_strategy_trades_fast(live: Live
 
 # ---- 9. logs ------------------------------------------------------------------------------
 
+LOG_FILES = ("api_access.log", "audit.log", "trading.log")
+
+
+def written_lines(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a log the running service is still writing (the last may be
+    half written); the whole files are checked with jq once the service has stopped."""
+    *complete, _partial = path.read_bytes().split(b"\n")
+    return [orjson.loads(line) for line in complete if line.strip()]
+
 
 async def test_logs_record_every_request_and_control_action(api: Api, live: Live) -> None:
     # This test's own requests (so it has something to check even when run alone), then
@@ -642,7 +652,7 @@ async def test_logs_record_every_request_and_control_action(api: Api, live: Live
     log_dir = live.service.log_dir
 
     async def logged() -> dict[str, list[dict[str, Any]]]:
-        return check_logs_parse(log_dir)
+        return {name: written_lines(log_dir / name) for name in LOG_FILES}
 
     def complete(logs: dict[str, list[dict[str, Any]]]) -> bool:
         seen = {ln["request_id"] for ln in logs["api_access.log"]}

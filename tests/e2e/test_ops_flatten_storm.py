@@ -15,9 +15,12 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+import pytest
 
 from tests.support.polling import poll
 from tests.support.program import running_program
+
+pytestmark = pytest.mark.e2e
 
 CYCLES = 8
 # A runaway grew a leg to hundreds of BTC; the grid itself holds a few hundredths.

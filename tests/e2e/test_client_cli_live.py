@@ -292,7 +292,7 @@ def test_watch_draws_frames_from_the_stream(node: RunningService, client: HedgeG
     shown = re.search(r"^balance ([0-9,.]+)", last, re.M)
     assert shown, last
     # the same account, a moment earlier (fills keep moving the balance a little)
-    assert abs(float(shown.group(1).replace(",", "")) - status["balance_usdt"]) < 100
+    assert abs(float(shown.group(1).replace(",", "")) - status.balance_usdt) < 100
 
 
 def test_watch_with_a_wrong_key_exits_1(node: RunningService) -> None:

@@ -8,10 +8,11 @@ exit larger than what it closes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from hedgegrid_ops.grid.quantize import quantize_price, to_decimal
-from hedgegrid_ops.grid.types import PositionSide
+from hedgegrid_ops.grid.quantize import is_placeable, quantize_price, to_decimal
+from hedgegrid_ops.grid.types import InstrumentRules, PositionSide
 
 _BPS = Decimal(10_000)
 
@@ -96,3 +97,68 @@ def exits_to_trim(position_qty: Decimal, exits: Sequence[tuple[str, Decimal]]) -
             total += qty
             kept_back.add(index)
     return tuple(exits[i][0] for i in cancelled if i not in kept_back)
+
+
+@dataclass(frozen=True, slots=True)
+class ExitOrder:
+    """One working exit of a leg and role, oldest first in the lists passed here.
+
+    ``busy``: a cancel or an amendment is in flight, so the venue may still fill
+    it at its old size and its fate is not known yet.
+    """
+
+    client_order_id: str
+    quantity: Decimal
+    leaves: Decimal
+    pending_cancel: bool
+    busy: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExitPlan:
+    """At most one of: exits to cancel, a new exit's quantity, an exit to grow.
+
+    ``covered``: protection already equals the position, nothing to do.
+    ``uncovered``: a shortfall that could not be covered (below the venue's
+    minimum with no exit to grow), for the strategy to report.
+    """
+
+    cancel: tuple[str, ...] = ()
+    place_qty: Decimal | None = None
+    enlarge: tuple[str, Decimal] | None = None  # (client order id, its new quantity)
+    covered: bool = False
+    uncovered: Decimal = Decimal(0)
+
+
+def plan_exits(
+    position_qty: Decimal,
+    exits: Sequence[ExitOrder],
+    price: Decimal | None,
+    rules: InstrumentRules,
+) -> ExitPlan:
+    """Make one leg's exits of one role match its position.
+
+    *Protection* (exits not being cancelled) is trimmed to the position, newest
+    first, and topped up when short: a new exit at ``price`` for the shortfall,
+    or, when that is too small for the venue, the newest exit grown in place.
+    *Exposure* (every exit the venue may still fill) must never exceed the
+    position, so nothing is added while any exit is busy; the venue's answer is
+    the next event and the plan is made again then. ``price`` is None when the
+    leg holds nothing (then there is nothing to cover).
+    """
+    protecting = [e for e in exits if not e.pending_cancel]
+    trim = set(exits_to_trim(position_qty, [(e.client_order_id, e.leaves) for e in protecting]))
+    if trim:
+        cancel = tuple(e.client_order_id for e in protecting if e.client_order_id in trim)
+        return ExitPlan(cancel=cancel)
+    if any(e.busy for e in exits):
+        return ExitPlan()
+    shortfall = exit_shortfall(position_qty, sum((e.leaves for e in protecting), Decimal(0)))
+    if shortfall <= 0 or price is None:
+        return ExitPlan(covered=True)
+    if is_placeable(price, shortfall, rules):
+        return ExitPlan(place_qty=shortfall)
+    if protecting:
+        newest = protecting[-1]
+        return ExitPlan(enlarge=(newest.client_order_id, newest.quantity + shortfall))
+    return ExitPlan(uncovered=shortfall)

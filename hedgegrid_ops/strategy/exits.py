@@ -25,15 +25,15 @@ from nautilus_trader.model.position import Position
 
 from hedgegrid_ops.config import ExitsSection
 from hedgegrid_ops.grid.exits import (
-    exit_shortfall,
-    exits_to_trim,
+    ExitOrder,
+    ExitPlan,
+    plan_exits,
     stop_loss_price,
     take_profit_price,
 )
-from hedgegrid_ops.grid.quantize import is_placeable
 from hedgegrid_ops.grid.types import InstrumentRules, OrderRole, PositionSide
 from hedgegrid_ops.strategy.orders import SIDES, OrderDesk
-from hedgegrid_ops.strategy.tracked import TrackedOrder, exits_of
+from hedgegrid_ops.strategy.tracked import TrackedOrder
 
 EXPECTED_NAUTILUS_SIDE = {
     PositionSide.LONG: NautilusPositionSide.LONG,
@@ -102,45 +102,42 @@ class ExitKeeper:
         step_bps: float,
     ) -> None:
         mine = [t for t in tracked if t.tag.side is side and t.tag.role is role]
-        exits = exits_of(mine, side, role)
-        trim = set(
-            exits_to_trim(position_qty, [(t.order.client_order_id.value, t.leaves) for t in exits])
-        )
-        if trim:
-            self._desk.cancel(t for t in exits if t.order.client_order_id.value in trim)
-            return
-        if any(t.pending_cancel or t.order.status == OrderStatus.PENDING_UPDATE for t in mine):
-            return
-        shortfall = exit_shortfall(position_qty, sum((t.leaves for t in exits), Decimal(0)))
-        if shortfall <= 0 or position is None:
-            self._reported_shortfall.pop((side, role), None)
-            return
-        entry = self._last_entry_px.get(side) or Decimal(str(position.avg_px_open))
-        price = self._price(side, role, entry, rules.tick_size, step_bps)
-        if is_placeable(price, shortfall, rules):
-            self._desk.submit_exit(side, role, price, shortfall)
-            return
-        if exits:
+        price = None
+        if position is not None:
+            entry = self._last_entry_px.get(side) or Decimal(str(position.avg_px_open))
+            price = self._price(side, role, entry, rules.tick_size, step_bps)
+        plan = plan_exits(position_qty, [_exit_order(t) for t in mine], price, rules)
+        if plan.cancel:
+            self._desk.cancel_ids(mine, plan.cancel)
+        elif plan.place_qty is not None and price is not None:
+            self._desk.submit_exit(side, role, price, plan.place_qty)
+        elif plan.enlarge is not None:
             # Too small on its own (a partial fill): grow the newest exit in place, which
             # the venue applies atomically, instead of cancel-and-replace.
-            newest = exits[-1].order
-            new_qty = newest.quantity.as_decimal() + shortfall
+            cid, new_qty = plan.enlarge
+            newest = next(t.order for t in mine if t.order.client_order_id.value == cid)
             self._log.info(
                 "exit_enlarged",
-                client_order_id=newest.client_order_id.value,
+                client_order_id=cid,
                 qty=float(new_qty),
-                shortfall=float(shortfall),
+                shortfall=float(new_qty - newest.quantity.as_decimal()),
                 position_qty=float(position_qty),
             )
             self._desk.enlarge(newest, new_qty)
-            return
-        if self._reported_shortfall.get((side, role)) != shortfall:  # once per new value
-            self._reported_shortfall[(side, role)] = shortfall
+        self._note_coverage(side, role, plan)
+
+    def _note_coverage(self, side: PositionSide, role: OrderRole, plan: ExitPlan) -> None:
+        """Log a shortfall that cannot be covered, once per new value."""
+        key = (side, role)
+        if plan.covered:
+            self._reported_shortfall.pop(key, None)
+        elif plan.uncovered > 0 and self._reported_shortfall.get(key) != plan.uncovered:
+            self._reported_shortfall[key] = plan.uncovered
             self._log.warning(
                 "exit_coverage_short",
                 side=side.value,
                 role=role.value,
-                shortfall=float(shortfall),
+                shortfall=float(plan.uncovered),
                 detail="below the venue minimum; covered once more quantity fills",
             )
 
@@ -151,3 +148,13 @@ class ExitKeeper:
             return take_profit_price(side, entry, step_bps, self._exits.tp_steps, tick)
         assert self._exits.sl_steps is not None  # only reconciled when configured
         return stop_loss_price(side, entry, step_bps, self._exits.sl_steps, tick)
+
+
+def _exit_order(t: TrackedOrder) -> ExitOrder:
+    return ExitOrder(
+        client_order_id=t.order.client_order_id.value,
+        quantity=t.order.quantity.as_decimal(),
+        leaves=t.leaves,
+        pending_cancel=t.pending_cancel,
+        busy=t.pending_cancel or t.order.status == OrderStatus.PENDING_UPDATE,
+    )

@@ -17,7 +17,7 @@ from nautilus_trader.model.orders import Order
 
 from hedgegrid_ops.grid.diff import LiveOrder
 from hedgegrid_ops.grid.order_ids import ParsedOrderId, parse_client_order_id
-from hedgegrid_ops.grid.types import OrderRole, PositionSide
+from hedgegrid_ops.grid.types import OrderRole
 from hedgegrid_ops.strategy.ledger import OrderLedger
 
 # Every event looks at every open order's id; the parse of an id never changes.
@@ -81,12 +81,3 @@ def grid_live_orders(tracked: Iterable[TrackedOrder]) -> list[LiveOrder]:
             )
         )
     return live
-
-
-def exits_of(
-    tracked: Iterable[TrackedOrder], side: PositionSide, role: OrderRole
-) -> list[TrackedOrder]:
-    """Exit orders that still protect ``side`` (pending cancels excluded), oldest first."""
-    return [
-        t for t in tracked if t.tag.side is side and t.tag.role is role and not t.pending_cancel
-    ]

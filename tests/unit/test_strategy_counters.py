@@ -13,7 +13,7 @@ from hedgegrid_ops.strategy.counters import MutableCounters
 def test_declares_exactly_the_fields_of_counters_with_their_types() -> None:
     mine = typing.get_type_hints(MutableCounters)
     theirs = typing.get_type_hints(Counters)
-    assert mine == theirs
+    assert mine == theirs, "declare every snapshot.Counters field on MutableCounters too"
 
 
 def test_counts_and_freezes() -> None:

@@ -14,12 +14,10 @@ sold and flip the leg.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from nautilus_trader.backtest.models import LatencyModel
-from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.events import OrderFilled, OrderPendingCancel
 
 from hedgegrid_ops.backtest import NS_PER_MINUTE, BacktestRun, Scheduled, run_backtest
@@ -28,6 +26,7 @@ from hedgegrid_ops.grid.order_ids import parse_client_order_id
 from hedgegrid_ops.grid.types import OrderRole, PositionSide
 from hedgegrid_ops.strategy import HedgeGridV1
 from hedgegrid_ops.venues.sim.backtest_data import BACKTEST_START_NS
+from tests.support.positions import flipped_legs
 from tests.support.program import STRATEGY_YAML, VENUE_YAML
 
 NS_PER_S = 1_000_000_000
@@ -64,32 +63,6 @@ def _flatten(side: str) -> Any:
 
 def _start(strategy: HedgeGridV1) -> None:
     strategy.control_start("scheduled in the backtest")
-
-
-def flipped_legs(engine: Any) -> list[str]:
-    """Legs whose net position ever crossed zero, replayed fill by fill from Nautilus's positions.
-
-    A hedge leg's id is reused after it closes, so closed generations are read
-    from the position snapshots as well as the live positions.
-    """
-    cache = engine.cache
-    generations = list(cache.positions())
-    for pid in {p.id for p in generations}:
-        generations.extend(cache.position_snapshots(pid))
-    fills: dict[str, dict[str, OrderFilled]] = {}
-    for position in generations:
-        for fill in position.events:
-            fills.setdefault(position.id.value, {})[fill.trade_id.value] = fill
-    flipped = []
-    for pid, by_trade in fills.items():
-        net = Decimal(0)
-        for fill in sorted(by_trade.values(), key=lambda f: f.ts_event):
-            qty = fill.last_qty.as_decimal()
-            net += qty if fill.order_side == OrderSide.BUY else -qty
-            if (net < 0 and pid.endswith("-LONG")) or (net > 0 and pid.endswith("-SHORT")):
-                flipped.append(f"{pid} reached {net} on {fill.client_order_id.value}")
-                break
-    return flipped
 
 
 def exits_filled_while_cancelling(engine: Any) -> list[str]:
@@ -131,7 +104,7 @@ def test_take_profit_filling_during_the_flatten_does_not_flip_the_leg() -> None:
     )
     try:
         raced = exits_filled_while_cancelling(run.engine)
-        flipped = flipped_legs(run.engine)
+        flipped = flipped_legs(run.engine.cache)
         counters = run.strategy.counters
     finally:
         run.engine.dispose()
@@ -167,7 +140,7 @@ def test_repeated_flattens_and_starts_end_flat_and_never_flip(slow_cancels: bool
         ]
     run = _run(minutes=40 + 12 * 10 + 5, schedule=schedule, slow_cancels=slow_cancels)
     try:
-        flipped = flipped_legs(run.engine)
+        flipped = flipped_legs(run.engine.cache)
         counters = run.strategy.counters
         grid_orders_after_last_start = [
             o

@@ -29,7 +29,7 @@ from nautilus_trader.config import (
     TradingNodeConfig,
 )
 from nautilus_trader.live.node import TradingNode
-from nautilus_trader.model.data import BarType, DataType
+from nautilus_trader.model.data import Bar, BarType, DataType
 from nautilus_trader.model.events import OrderRejected
 from nautilus_trader.model.identifiers import ClientId, InstrumentId, PositionId, TraderId
 from nautilus_trader.trading.strategy import Strategy
@@ -49,6 +49,7 @@ class Seen:
     counts: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(("quote", "trade", "bar", "mark", "funding"), 0)
     )
+    history_bars: list[int] = field(default_factory=list)
     funding_rates: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     rejections: list[dict[str, Any]] = field(default_factory=list)
@@ -79,6 +80,10 @@ class Probe(Strategy):
 
     def on_bar(self, bar) -> None:
         self.seen.counts["bar"] += 1
+
+    def on_historical_data(self, data) -> None:
+        if isinstance(data, Bar):
+            self.seen.history_bars.append(data.ts_event)
 
     def on_mark_price(self, update) -> None:
         self.seen.counts["mark"] += 1

@@ -11,7 +11,9 @@ the exchange's own account over signed REST and compares the two.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,9 +21,9 @@ from nautilus_trader.model.enums import OrderSide, OrderStatus
 
 from tests.child import emit_result, run_child
 from tests.exchange_support import ExchangeProcess, admin
+from tests.integration.exchange_node_support import BAR_TYPE, Probe, Seen, run_scenario, wait_for
 from tests.integration.exchange_node_support import IID as iid
 from tests.integration.exchange_node_support import LONG_ID as long_id
-from tests.integration.exchange_node_support import Probe, Seen, run_scenario, wait_for
 
 BALANCE = "100000"
 
@@ -36,6 +38,10 @@ async def trading_scenario(probe: Probe, seen: Seen, rest_url: str, token: str) 
     quote = cache.quote_tick(iid)
     bid, ask = quote.bid_price.as_double(), quote.ask_price.as_double()
     fac = probe.order_factory
+
+    # 0. Kline history for the last 30 minutes (paged by startTime/endTime).
+    now = datetime.now(UTC)
+    probe.request_bars(BAR_TYPE, start=now - timedelta(minutes=30), end=now)
 
     # 1. post-only limit far from the market: accepted, modified, cancelled.
     po = fac.limit(
@@ -126,6 +132,7 @@ async def trading_scenario(probe: Probe, seen: Seen, rest_url: str, token: str) 
         rejections=seen.rejections,
         counts=seen.counts,
         funding_rates=seen.funding_rates[:3],
+        history_bars=seen.history_bars,
     )
     return out
 
@@ -157,6 +164,11 @@ def test_nautilus_binance_adapter_trades_on_the_local_exchange() -> None:
     counts = result["counts"]
     assert all(n > 0 for n in counts.values()), counts
     assert result["price_precision"] == 2
+    # 30 minutes of closed 1-minute bars (29 or 30 depending on the second it ran),
+    # each once, in order.
+    history = result["history_bars"]
+    assert 29 <= len(history) <= 30 and history == sorted(set(history))
+    assert all(b - a == 60_000_000_000 for a, b in itertools.pairwise(history))
     assert all(Decimal(r) != 0 for r in result["funding_rates"])
     *statuses, part_status, close_status = result["statuses"]
     assert statuses == ["CANCELED", "REJECTED", "FILLED", "REJECTED"]

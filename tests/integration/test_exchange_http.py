@@ -221,7 +221,10 @@ async def test_authentication_errors_and_unknown_paths(ex, rest, session) -> Non
 # -- market streams ----------------------------------------------------------------------------
 
 
-async def test_combined_streams_subscribe_unsubscribe_and_malformed_messages(ex, session) -> None:
+async def test_combined_streams_subscribe_unsubscribe_and_malformed_messages(
+    ex, session, caplog
+) -> None:
+    caplog.set_level("WARNING", logger="hedgegrid_ops.exchange")
     ws = await session.ws_connect(f"{ex.ws_url}/stream?streams=btcusdt@bookTicker")
     first = await recv_json(ws)
     assert first["stream"] == "btcusdt@bookTicker" and {"b", "B", "a", "A", "u", "s"} <= set(
@@ -253,6 +256,8 @@ async def test_combined_streams_subscribe_unsubscribe_and_malformed_messages(ex,
     await ws.send_str('{"method":"LIST_SUBSCRIPTIONS","id":3}')
     listed = await next_matching(ws, lambda m: m.get("id") == 3)
     assert listed["result"] == ["btcusdt@bookTicker", "btcusdt@kline_1m", "btcusdt@markPrice@1s"]
+    ignored = [r.getMessage() for r in caplog.records if "ws_message_ignored" in r.getMessage()]
+    assert len(ignored) == 4, ignored  # each malformed message logged, the socket kept
     await ws.close()
 
 

@@ -17,13 +17,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from nautilus_trader.model.enums import OrderSide, OrderStatus
+from nautilus_trader.model.enums import OrderSide, OrderStatus, TimeInForce
 
 from tests.child import emit_result, run_child
 from tests.exchange_support import ExchangeProcess, admin
 from tests.integration.exchange_node_support import BAR_TYPE, Probe, Seen, run_scenario, wait_for
 from tests.integration.exchange_node_support import IID as iid
 from tests.integration.exchange_node_support import LONG_ID as long_id
+from tests.integration.exchange_node_support import SHORT_ID as short_id
 
 BALANCE = "100000"
 
@@ -85,6 +86,13 @@ async def trading_scenario(probe: Probe, seen: Seen, rest_url: str, token: str) 
     part = fac.limit(iid, OrderSide.BUY, inst.make_qty(8.5), quote.ask_price)
     probe.submit_order(part, position_id=long_id)
     await wait_for(lambda: part.status == OrderStatus.PARTIALLY_FILLED, 10, "partial", seen)
+    #    An IOC sell of the same size on the SHORT leg: the displayed bid fills, the
+    #    remainder expires.
+    ioc = fac.limit(
+        iid, OrderSide.SELL, inst.make_qty(8.5), quote.bid_price, time_in_force=TimeInForce.IOC
+    )
+    probe.submit_order(ioc, position_id=short_id)
+    await wait_for(lambda: ioc.status == OrderStatus.EXPIRED, 10, "IOC remainder expired", seen)
     await asyncio.to_thread(admin, rest_url, token, "/admin/market/resume")
     await wait_for(lambda: len(part.trade_ids) >= 2, 30, "two fills", seen)
     if part.is_open:
@@ -96,13 +104,14 @@ async def trading_scenario(probe: Probe, seen: Seen, rest_url: str, token: str) 
         seen,
     )
 
-    # 6. close the LONG leg with a market sell.
+    # 6. close both legs with market orders.
     await asyncio.sleep(0.3)
-    position = cache.position(long_id)
-    close = fac.market(iid, OrderSide.SELL, position.quantity)
+    close = fac.market(iid, OrderSide.SELL, cache.position(long_id).quantity)
     probe.submit_order(close, position_id=long_id)
-    await wait_for(lambda: close.status == OrderStatus.FILLED, 10, "close fill", seen)
-    await wait_for(lambda: cache.position(long_id).is_closed, 10, "position closed", seen)
+    close_short = fac.market(iid, OrderSide.BUY, cache.position(short_id).quantity)
+    probe.submit_order(close_short, position_id=short_id)
+    for leg in (long_id, short_id):
+        await wait_for(lambda leg=leg: cache.position(leg).is_closed, 10, f"{leg} closed", seen)
     await wait_for(
         lambda: seen.counts["bar"] >= 2 and seen.counts["funding"] >= 2,
         30,
@@ -111,10 +120,10 @@ async def trading_scenario(probe: Probe, seen: Seen, rest_url: str, token: str) 
     )
     await asyncio.sleep(0.5)  # let the last ACCOUNT_UPDATE land
 
-    orders = [po, cross, mkt, big, part, close]
+    orders = [po, cross, mkt, big, part, ioc, close, close_short]
     fills = [f for o in orders for f in o.events if type(f).__name__ == "OrderFilled"]
     account = cache.account_for_venue(inst.id.venue)
-    pos = cache.position(long_id)
+    legs = [cache.position(long_id), cache.position(short_id)]
     out.update(
         statuses=[o.status.name for o in orders],
         filled_qty={o.client_order_id.value: str(o.filled_qty) for o in orders},
@@ -126,8 +135,8 @@ async def trading_scenario(probe: Probe, seen: Seen, rest_url: str, token: str) 
             f.liquidity_side.name for f in part.events if type(f).__name__ == "OrderFilled"
         ],
         commissions=str(sum((f.commission.as_decimal() for f in fills), Decimal(0))),
-        position_realized=str(pos.realized_pnl.as_decimal()),
-        position_id=str(pos.id),
+        ioc_filled=str(ioc.filled_qty),
+        positions_realized=str(sum((p.realized_pnl.as_decimal() for p in legs), Decimal(0))),
         balance_total=str(account.balance_total(inst.quote_currency).as_decimal()),
         rejections=seen.rejections,
         counts=seen.counts,
@@ -170,9 +179,13 @@ def test_nautilus_binance_adapter_trades_on_the_local_exchange() -> None:
     assert 29 <= len(history) <= 30 and history == sorted(set(history))
     assert all(b - a == 60_000_000_000 for a, b in itertools.pairwise(history))
     assert all(Decimal(r) != 0 for r in result["funding_rates"])
-    *statuses, part_status, close_status = result["statuses"]
+    *statuses, part_status, ioc_status, close_long, close_short = result["statuses"]
     assert statuses == ["CANCELED", "REJECTED", "FILLED", "REJECTED"]
-    assert part_status in ("CANCELED", "FILLED") and close_status == "FILLED"
+    assert part_status in ("CANCELED", "FILLED") and (close_long, close_short) == (
+        "FILLED",
+        "FILLED",
+    )
+    assert ioc_status == "EXPIRED" and 0 < Decimal(result["ioc_filled"]) < Decimal("8.5")
     assert Decimal(result["part_first_fill"]) < Decimal("8.5")  # partially filled first
     post_only, margin = result["rejections"]
     assert post_only["due_post_only"] is True and "-5022" in post_only["reason"]
@@ -187,7 +200,7 @@ def test_nautilus_binance_adapter_trades_on_the_local_exchange() -> None:
     assert commissions == Decimal(result["commissions"]) == -fees
     # Nautilus recomputes PnL from its own average price: equal to the exchange's
     # realized PnL + fees up to the last of 8 decimals.
-    assert abs(Decimal(result["position_realized"]) - (realized + fees)) <= Decimal("1e-6")
+    assert abs(Decimal(result["positions_realized"]) - (realized + fees)) <= Decimal("1e-6")
     wallet = Decimal(account["assets"][0]["walletBalance"])
     assert wallet == Decimal(BALANCE) + realized + fees == Decimal(result["balance_total"])
     assert {r["positionSide"]: Decimal(r["positionAmt"]) for r in risk} == {
@@ -195,7 +208,7 @@ def test_nautilus_binance_adapter_trades_on_the_local_exchange() -> None:
         "SHORT": Decimal(0),
     }
     assert open_orders == []
-    assert len(trades) == result["part_fills"] + 2
+    assert len(trades) == result["part_fills"] + 4  # market, IOC, two closes
 
 
 if __name__ == "__main__":

@@ -2,10 +2,10 @@
 
 Why it is shaped this way:
 
-- The strategy's call path must stay cheap. ``publish`` only appends to a list and, the
-  first time in a loop iteration, schedules one ``_flush`` with ``call_soon``; encoding
-  and fan-out happen in that callback, after the strategy has returned. Nothing here
-  ever awaits a client.
+- The strategy's call path must stay cheap. ``publish`` only appends to a list and, if
+  no flush is pending, schedules one ``_flush`` ``flush_interval`` (20 ms) later;
+  encoding and fan-out happen in that callback, after the strategy has returned, for
+  everything published meanwhile. Nothing here ever awaits a client.
 - Snapshots are coalesced. The store tells the hub about every snapshot (after every
   bar and order event), but the hub encodes and sends at most one per
   ``snapshot_interval`` for all clients together, so the cost does not grow with the
@@ -69,13 +69,17 @@ class StreamSettings:
     max_clients: int = 64
     buffer: int = 256  # messages queued per client before it counts as stalled
     snapshot_interval: float = 0.25  # at most 4 snapshot messages per second
+    # Events are fanned out in batches at most this often: each fan-out wakes every
+    # client's writer once, so batching keeps the wake-ups per second independent of
+    # how many events a bar produces (an event waits at most this long).
+    flush_interval: float = 0.02
     heartbeat_interval: float = 2.0
     auth_timeout: float = 5.0  # seconds a browser has to send its key
 
     def __post_init__(self) -> None:
         if self.max_clients < 1 or self.buffer < 1:
             raise ValueError("max_clients and buffer must be at least 1")
-        for name in ("snapshot_interval", "heartbeat_interval", "auth_timeout"):
+        for name in ("snapshot_interval", "heartbeat_interval", "auth_timeout", "flush_interval"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be a positive number of seconds")
 
@@ -165,9 +169,12 @@ class EventHub:
         self._subs: dict[int, Subscriber] = {}
         self._ids = itertools.count(1)
         self._seq = itertools.count(1)
-        self._pending: list[tuple[str, Any]] = []
+        # (type, data, generation): the generation counts store publishes, so an event can be
+        # placed before or after a given snapshot.
+        self._pending: list[tuple[str, Any, int]] = []
+        self._generation = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._flush_scheduled = False
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._latest: StrategySnapshot | None = None
         self._prev: StrategySnapshot | None = None
         self._snapshot_dirty = False
@@ -185,10 +192,10 @@ class EventHub:
 
     def close(self) -> None:
         """Stop timers and drop every client (their handlers close with CLOSE_GOING_AWAY)."""
-        for timer in (self._snapshot_timer, self._heartbeat_timer):
+        for timer in (self._snapshot_timer, self._heartbeat_timer, self._flush_timer):
             if timer is not None:
                 timer.cancel()
-        self._snapshot_timer = self._heartbeat_timer = None
+        self._snapshot_timer = self._heartbeat_timer = self._flush_timer = None
         for sub in list(self._subs.values()):
             self._drop(sub, "the service is shutting down", CLOSE_GOING_AWAY)
         self._loop = None
@@ -204,16 +211,17 @@ class EventHub:
         """Queue one message for every client; encoded and sent after the caller returns."""
         if not self._subs or self._loop is None:
             return
-        self._pending.append((kind, data))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+        self._pending.append((kind, data, self._generation))
+        if self._flush_timer is None:
+            self._flush_timer = self._loop.call_later(self.settings.flush_interval, self._flush)
 
     def on_snapshot(self, snap: StrategySnapshot) -> None:
         """``SnapshotStore`` listener: derive state events, mark the snapshot for sending."""
         prev, self._prev = self._prev, snap
         self._latest = snap
+        self._snapshot_dirty = True
         if not self._subs or self._loop is None:
+            self._generation += 1
             return
         if prev is not None and prev.trading_state is not snap.trading_state:
             self.publish(
@@ -229,7 +237,7 @@ class EventHub:
         flatten = _flatten_progress(prev, snap)
         if flatten is not None:
             self.publish(EventType.FLATTEN, flatten)
-        self._snapshot_dirty = True
+        self._generation += 1  # what was published so far happened before this snapshot
         if self._snapshot_timer is None:
             due = self._last_snapshot_sent + self.settings.snapshot_interval
             delay = max(0.0, due - self._loop.time())
@@ -246,6 +254,10 @@ class EventHub:
             raise StreamFull(
                 f"too many event stream clients: the limit is {self.settings.max_clients}"
             )
+        # Pending events from before the snapshot this client starts from go to the others
+        # now, so the newcomer never sees an event its snapshot already counts; later ones
+        # stay pending and reach the newcomer too.
+        self._flush(before=self._generation)
         sub = Subscriber(next(self._ids), self.settings.buffer)
         self._subs[sub.id] = sub
         if self._latest is not None:
@@ -253,6 +265,8 @@ class EventHub:
                 self._last_snapshot_msg = self._message(
                     EventType.SNAPSHOT, self._render_snapshot(self._latest)
                 )
+                if self._snapshot_timer is None:  # no other client waits for this one
+                    self._snapshot_dirty = False
             sub.offer(self._last_snapshot_msg)
         if self._render_health is not None:  # so a new page shows health at once
             sub.offer(self._message(EventType.HEARTBEAT, {"health": self._render_health()}))
@@ -281,17 +295,35 @@ class EventHub:
                     CLOSE_SLOW_CONSUMER,
                 )
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        pending, self._pending = self._pending, []
-        for kind, data in pending:
+    def _flush(self, before: int | None = None) -> None:
+        """Send pending events published before generation ``before``.
+
+        By default that is everything, except while a snapshot waits to be sent: events
+        newer than it then wait for it, so a client never gets an event before a
+        snapshot that predates it (it would look undone).
+        """
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()  # a no-op when it is the timer calling
+            self._flush_timer = None
+        if before is None and self._snapshot_dirty and self._latest is not None:
+            before = self._generation
+        if before is None:
+            due, self._pending = self._pending, []
+        else:
+            due = [p for p in self._pending if p[2] < before]
+            self._pending = [p for p in self._pending if p[2] >= before]
+        for kind, data, _ in due:
             self._fan_out(self._message(kind, data))
+        if self._pending and self._loop is not None:
+            self._flush_timer = self._loop.call_later(self.settings.flush_interval, self._flush)
 
     def _send_snapshot(self) -> None:
         self._snapshot_timer = None
         if self._loop is None or not self._snapshot_dirty or self._latest is None:
             return
-        self._flush()  # events that led to this snapshot go out before it
+        # Events published before this snapshot go out before it; later ones (a fill the
+        # strategy has not published a snapshot for yet) wait for the next flush.
+        self._flush(before=self._generation)
         self._snapshot_dirty = False
         self._last_snapshot_sent = self._loop.time()
         self._last_snapshot_msg = self._message(

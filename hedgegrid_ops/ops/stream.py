@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from typing import Any
 
+import anyio
 import orjson
 from aiohttp import WSMsgType, web
 
@@ -43,6 +45,10 @@ from hedgegrid_ops.ops.views import health_view, ladders_view, orders_view, stat
 from hedgegrid_ops.snapshot import StrategySnapshot
 
 CLOSE_GRACE = 2.0  # seconds a dropped client gets to acknowledge the close frame
+# Kernel send buffer per stream connection. Left to autotuning, Linux lets it grow to
+# megabytes, and a stalled client would only be noticed minutes later; fixed, what one
+# client can hold is this plus aiohttp's write buffer plus its queue of messages.
+SEND_BUFFER_BYTES = 128 * 1024
 MAX_CLIENT_MESSAGE = 4096  # the client only ever sends its key
 
 
@@ -109,9 +115,32 @@ async def _authenticate(
     return None if key_matches(api_key, key) else "wrong API key"
 
 
+def _bound_send_buffer(request: web.Request) -> None:
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+
+
 async def _pump(sub: Subscriber, ws: web.WebSocketResponse) -> None:
-    async with sub.receive:
-        async for payload in sub.receive:
+    """Write the client's queue to the socket, draining what is there without yielding.
+
+    anyio's ``receive`` yields to the loop once per item even when items are waiting;
+    with many clients that is a loop iteration per message per client, so queued items
+    are taken with ``receive_nowait`` and the task only sleeps when the queue is empty.
+    """
+    receive = sub.receive
+    async with receive:
+        while True:
+            try:
+                payload = receive.receive_nowait()
+            except anyio.WouldBlock:
+                try:
+                    payload = await receive.receive()
+                except anyio.EndOfStream:
+                    return
+            except anyio.EndOfStream:
+                return
             await ws.send_frame(payload, WSMsgType.TEXT)
 
 
@@ -132,6 +161,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         raise ApiError(426, "upgrade_required", "/events is a WebSocket: send an upgrade request")
     await ws.prepare(request)
+    _bound_send_buffer(request)
     if hub is None:
         await _close(ws, CLOSE_GOING_AWAY, "the event stream is not running")
         return ws

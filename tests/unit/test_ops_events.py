@@ -379,4 +379,5 @@ async def test_a_dropped_client_reads_the_close_code_when_it_catches_up(tmp_path
             assert "too slow" in (msg.extra or "")
         # what it got is an unbroken prefix; what was still queued when it was dropped is gone
         got = [m["data"]["n"] for m in msgs]
-        assert got == list(range(len(got))) and len(got) <= 4
+        # at most the queue (4) plus the one message the writer already held
+        assert got == list(range(len(got))) and len(got) <= 5

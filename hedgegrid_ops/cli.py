@@ -199,6 +199,13 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         help="control requests (POST) each client may send per minute before 429 (default 120)",
     )
     ops.add_argument(
+        "--auth-failures-per-minute",
+        type=_budget,
+        default=30,
+        metavar="N",
+        help="per-client budget of wrong API keys; past it every request answers 429",
+    )
+    ops.add_argument(
         "--max-bar-age",
         type=_positive,
         default=120.0,
@@ -263,6 +270,7 @@ def _ops_settings(args: argparse.Namespace, instrument_id: str) -> OpsSettings:
         cors_origins=tuple(args.cors_origin),
         metrics_require_key=args.metrics_require_key,
         **({"posts_per_minute": args.post_budget} if args.post_budget is not None else {}),
+        auth_failures_per_minute=args.auth_failures_per_minute,
     )
 
 

@@ -34,14 +34,19 @@ REF_TEMPLATE = "#/components/schemas/{name}"
 
 _STATUS_TEXT = {
     200: "OK",
-    400: "Invalid request body",
+    400: "Invalid request: the body, or the HTTP request itself",
     401: "Missing or wrong API key",
+    403: "Cross-origin request from a foreign Origin",
     404: "Not found",
+    408: "The body did not arrive within the body timeout",
     409: "Not allowed in the current trading state",
     413: f"Body over {MAX_BODY_BYTES} bytes",
+    415: "The body is not application/json",
+    421: "The Host header names a host this server does not serve (DNS rebinding guard)",
     426: "Not a WebSocket upgrade request",
+    429: "Over the client's budget of commands or wrong keys; see Retry-After",
     500: "Internal error (details are in the server log under the request id)",
-    503: "No strategy state or no strategy attached",
+    503: "No strategy state, no strategy attached, or too many requests in flight",
     504: "The strategy did not answer within the command timeout",
 }
 
@@ -104,6 +109,16 @@ def _error(status: int) -> Schema:
     }
 
 
+# What the control plane's guards can answer on any route (docs/hardening.md): 400 for a
+# request the HTTP parser rejects, 421 for a Host that is not served here, 500 for the
+# unexpected; on routes outside the probe lane, 503 when too many requests are in flight.
+GUARD_STATUSES = (400, 421, 500)
+LANE_ROUTES = frozenset({"/health", "/metrics"})
+# On commands: a foreign Origin, a body that stalls, a body that is not JSON, a client
+# over its command budget.
+COMMAND_GUARD_STATUSES = (403, 408, 415, 429)
+
+
 def _operation(
     path: str,
     summary: str,
@@ -114,7 +129,15 @@ def _operation(
     body_required: bool = True,
 ) -> Schema:
     protected = auth_enabled and path not in OPEN_ROUTES
-    statuses = sorted({*errors, 500, *((401,) if protected else ())})
+    statuses = sorted(
+        {
+            *errors,
+            *GUARD_STATUSES,
+            *((401, 429) if protected else ()),
+            *(() if path in LANE_ROUTES else (503,)),
+            *(COMMAND_GUARD_STATUSES if body is not None else ()),
+        }
+    )
     op: Schema = {
         "summary": summary,
         "operationId": path.strip("/").replace("/", "_").replace("-", "_").replace(".", "_")

@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.service import running_service
+from tests.support.program import running_program
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +28,7 @@ MIN_REQUESTS = 1000
 def test_schemathesis_finds_nothing_and_the_service_stays_healthy(tmp_path: Path) -> None:
     st = Path(sys.executable).with_name("st")
     assert st.exists(), "schemathesis is a test dependency: make install"
-    with running_service(
+    with running_program(
         tmp_path,
         "--post-budget",
         "1000000",  # the fuzzer is one client sending ~500 commands a minute

@@ -36,6 +36,8 @@ class OpsContext:
     swagger_dir: Path | None = None  # None: the Swagger UI package is not installed
     events: EventHub | None = None  # None: GET /events closes at once (no hub wired)
     started_monotonic: float = field(default_factory=time.monotonic)
+    # Read views encoded once per snapshot: view name -> (snapshot, JSON body).
+    encoded_views: dict[str, tuple[object, bytes]] = field(default_factory=dict)
 
     def current_venue_problem(self) -> str | None:
         """The venue probe's answer now; a probe that raises counts as a problem."""

@@ -14,10 +14,11 @@ import math
 import platform
 from importlib import metadata
 
-from aioprometheus import Counter, Gauge, Histogram, Registry, render
+from aioprometheus import Counter, Gauge, Histogram, Registry
 
 import hedgegrid_ops
 from hedgegrid_ops.logs import sink_stats
+from hedgegrid_ops.ops.exposition import CONTENT_TYPE, LabelKeys, count, observe, render_text
 from hedgegrid_ops.snapshot import StrategySnapshot, TradingState
 
 POS_INF = float("inf")
@@ -158,6 +159,8 @@ class OpsMetrics:
             buckets=LAG_BUCKETS,
         )
         self._mirrored: StrategySnapshot | None = None
+        self._request_keys = LabelKeys(("route", "method", "status"))
+        self._duration_keys = LabelKeys(("route", "method"))
         self.stream_clients = gauge(
             "hedgegrid_event_stream_clients", "Clients connected to the /events stream"
         )
@@ -234,8 +237,9 @@ class OpsMetrics:
         self.recenters.set({}, c.recenters)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.api_requests.inc({"route": route, "method": method, "status": str(status)})
-        self.api_duration.observe({"route": route, "method": method}, seconds)
+        """Once per HTTP request: label keys are encoded once per distinct route/status."""
+        count(self.api_requests, self._request_keys.key((route, method, str(status))))
+        observe(self.api_duration, self._duration_keys.key((route, method)), seconds)
 
     def set_stream_clients(self, count: int) -> None:
         self.stream_clients.set({}, count)
@@ -261,9 +265,7 @@ class OpsMetrics:
     def observe_loop_lag(self, seconds: float) -> None:
         self.loop_lag_probe.observe({}, seconds)
 
-    def render(
-        self, accept_header: str | None, snapshot: StrategySnapshot | None = None
-    ) -> tuple[bytes, str]:
+    def render(self, snapshot: StrategySnapshot | None = None) -> tuple[bytes, str]:
         """Prometheus text exposition of the registry, and its Content-Type.
 
         ``snapshot`` is the store's latest: mirrored here, once per new snapshot. The
@@ -272,9 +274,7 @@ class OpsMetrics:
         if snapshot is not None and snapshot is not self._mirrored:
             self.update(snapshot)
             self._mirrored = snapshot
-        accepts = [accept_header] if accept_header else []
-        body, headers = render(self.registry, accepts)
-        return body, headers["Content-Type"]
+        return render_text(self.registry), CONTENT_TYPE
 
 
 def _dist_version(name: str) -> str:

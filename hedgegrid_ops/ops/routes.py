@@ -78,21 +78,37 @@ async def health(request: web.Request) -> web.Response:
     return json_response(verdict.body, verdict.http_status)
 
 
+def _snapshot_view(
+    request: web.Request, view: Callable[[StrategySnapshot], object]
+) -> web.Response:
+    """The view of the latest snapshot as JSON, encoded once per snapshot and view.
+
+    The strategy publishes a few snapshots a second while monitoring may ask many
+    times more often; every request between two snapshots gets the same bytes."""
+    snap = _latest(request)
+    cache = _ctx(request).encoded_views
+    name = view.__name__
+    hit = cache.get(name)
+    if hit is None or hit[0] is not snap:
+        hit = cache[name] = (snap, msgspec.json.encode(view(snap)))
+    return web.Response(body=hit[1], content_type="application/json")
+
+
 async def status(request: web.Request) -> web.Response:
-    return json_response(status_view(_latest(request)))
+    return _snapshot_view(request, status_view)
 
 
 async def ladders(request: web.Request) -> web.Response:
-    return json_response(ladders_view(_latest(request)))
+    return _snapshot_view(request, ladders_view)
 
 
 async def orders(request: web.Request) -> web.Response:
-    return json_response(orders_view(_latest(request)))
+    return _snapshot_view(request, orders_view)
 
 
 async def metrics(request: web.Request) -> web.Response:
     ctx = _ctx(request)
-    body, content_type = ctx.metrics.render(request.headers.get("Accept"), ctx.store.latest)
+    body, content_type = ctx.metrics.render(ctx.store.latest)
     # aiohttp wants the charset separately from the media type.
     media_type, _, params = content_type.partition(";")
     resp = web.Response(body=body)

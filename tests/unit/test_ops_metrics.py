@@ -95,7 +95,7 @@ def test_every_spec_gauge_equals_the_snapshot() -> None:
     metrics = OpsMetrics(INSTRUMENT)
     snap = make_snapshot()
     metrics.update(snap)
-    body, content_type = metrics.render("text/plain")
+    body, content_type = metrics.render()
     samples, types = parse_exposition(body.decode())
     assert content_type.startswith("text/plain")
     for name, value in expected_spec_values(snap).items():
@@ -108,7 +108,7 @@ def test_counters_follow_the_snapshot_totals() -> None:
     metrics = OpsMetrics(INSTRUMENT)
     snap = make_snapshot()
     metrics.update(snap)
-    samples, types = parse_exposition(metrics.render(None)[0].decode())
+    samples, types = parse_exposition(metrics.render()[0].decode())
     c = snap.counters
     assert one(samples, "hedgegrid_bars_processed_total") == c.bars_processed
     assert one(samples, "hedgegrid_orders_submitted_total", side="buy") == c.orders_submitted_buy
@@ -129,7 +129,7 @@ def test_counters_follow_the_snapshot_totals() -> None:
 
     later = make_snapshot(counters=Counters(bars_processed=c.bars_processed + 5))
     metrics.update(later)
-    samples, _ = parse_exposition(metrics.render(None)[0].decode())
+    samples, _ = parse_exposition(metrics.render()[0].decode())
     assert one(samples, "hedgegrid_bars_processed_total") == c.bars_processed + 5
 
 
@@ -137,7 +137,7 @@ def test_state_regime_and_extras() -> None:
     metrics = OpsMetrics(INSTRUMENT)
     snap = make_snapshot(trading_state=TradingState.FLATTENING, regime="up", mid_price=None)
     metrics.update(snap)
-    samples, _ = parse_exposition(metrics.render(None)[0].decode())
+    samples, _ = parse_exposition(metrics.render()[0].decode())
     states = {s.value: one(samples, "hedgegrid_trading_state", state=s.value) for s in TradingState}
     assert states == {s.value: float(s == TradingState.FLATTENING) for s in TradingState}
     regimes = {r: one(samples, "hedgegrid_regime", regime=r) for r in ("sideways", "up", "down")}
@@ -162,7 +162,7 @@ def test_state_regime_and_extras() -> None:
 
 
 def test_no_snapshot_means_no_strategy_series() -> None:
-    samples, _ = parse_exposition(OpsMetrics(INSTRUMENT).render(None)[0].decode())
+    samples, _ = parse_exposition(OpsMetrics(INSTRUMENT).render()[0].decode())
     names = {name for name, _ in samples}
     assert not names & set(SPEC_NAMES)  # absent, not a made-up zero
     assert "hedgegrid_build_info" in names

@@ -32,10 +32,11 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 TRADING = "trading"
 ACCESS = "access"
@@ -275,8 +276,9 @@ class _StreamLogger:
     (module-level loggers, cached loggers) writes to the current sinks.
     """
 
-    def __init__(self, stream: str) -> None:
+    def __init__(self, stream: str, name: str | None = None) -> None:
         self._stream = stream
+        self.name = name  # the ``logger`` field of every line (see ``_add_logger_name``)
 
     def msg(self, message: bytes | str) -> None:
         line = (message if isinstance(message, bytes) else message.encode()) + b"\n"
@@ -306,10 +308,11 @@ def _render_default(obj: Any) -> Any:
     return str(obj)
 
 
-def _render_json(_logger: Any, _method: str, event_dict: Any) -> bytes:
+def _dumps(event_dict: dict[str, Any], **_kw: Any) -> bytes:
     """orjson, falling back to text for what orjson refuses (huge ints, odd keys, surrogates).
 
-    A log call must never raise into the code that made it.
+    The serializer of structlog's ``JSONRenderer``: a log call must never raise into the
+    code that made it.
     """
     try:
         return orjson.dumps(event_dict, default=_render_default)
@@ -364,38 +367,62 @@ def configure_logging(
     }
     for sink in _Setup.all:
         sink.start()
+    _configure_structlog(level)
 
+
+def _configure_structlog(level: str) -> None:
+    """structlog's production recipe: filtering bound loggers, cached on first use.
+
+    Loggers are module-level lazy proxies (``get_logger``) assembled once, on their
+    first line. Caching is safe across ``configure_logging`` calls because a
+    ``_StreamLogger`` looks its sinks up by stream name on every line; the level is the
+    one configured when a logger is first used (the program configures logging before
+    anything logs; tests use the default INFO).
+    """
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _add_logger_name,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
             structlog.processors.format_exc_info,
-            _render_json,
+            structlog.processors.JSONRenderer(serializer=_dumps),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level.upper()),
         logger_factory=_factory,
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
 
 
 def _factory(*args: Any) -> _StreamLogger:
+    """``logger_factory``: ``(stream, name)`` as given to ``get_logger``."""
     stream = args[0] if args and args[0] in _STREAM_FILES else TRADING
-    return _StreamLogger(stream)
+    name = args[1] if len(args) > 1 else None
+    return _StreamLogger(stream, name)
 
 
-def get_logger(name: str, stream: str = TRADING) -> Any:
-    """A bound logger whose lines carry ``logger=name`` and go to ``stream``'s sinks.
+def _add_logger_name(logger: Any, _method: str, event_dict: Any) -> Any:
+    name = getattr(logger, "name", None)
+    if name is not None:
+        event_dict.setdefault("logger", name)
+    return event_dict
 
-    Access and audit lines are written at any ``--log-level``: they are records, not
-    diagnostics, so their streams bypass the level filter.
+
+_RECORDS = structlog.make_filtering_bound_logger("DEBUG")
+
+
+def get_logger(name: str, stream: str = TRADING) -> FilteringBoundLogger:
+    """A logger whose lines carry ``logger=name`` and go to ``stream``'s sinks.
+
+    Meant to be called once, at module level (``log = get_logger("api", ACCESS)``): it
+    returns a lazy proxy that is assembled on its first line and then cached, so a hot
+    path (every request) costs one method call. Access and audit lines are written at
+    any ``--log-level``: they are records, not diagnostics, so those streams bypass the
+    level filter.
     """
-    if stream in (ACCESS, AUDIT):
-        return structlog.wrap_logger(
-            _StreamLogger(stream),
-            wrapper_class=structlog.make_filtering_bound_logger("DEBUG"),
-        ).bind(logger=name)
-    return structlog.get_logger(stream).bind(logger=name)
+    wrapper = _RECORDS if stream in (ACCESS, AUDIT) else None
+    proxy = structlog.wrap_logger(None, wrapper_class=wrapper, logger_factory_args=(stream, name))
+    return cast(FilteringBoundLogger, proxy)
 
 
 def reopen_logs() -> None:
@@ -436,3 +463,8 @@ def emit_stdout(line: bytes, timeout: float = 2.0) -> bool:
     sink.put(line if line.endswith(b"\n") else line + b"\n")
     sink.close(timeout)
     return sink.stats.written == 1
+
+
+# Until ``configure_logging`` runs, lines go nowhere (no sinks) but through the same
+# processors, so a logger first used early is cached with the right chain.
+_configure_structlog("INFO")

@@ -29,6 +29,8 @@ from hedgegrid_ops.commands import Actor
 from hedgegrid_ops.logs import AUDIT, get_logger, receipts
 from hedgegrid_ops.ops.bus import Command
 
+_audit_log = get_logger("audit", AUDIT)
+
 AuditListener = Callable[[dict[str, Any]], None]
 _listeners: list[AuditListener] = []
 
@@ -53,7 +55,7 @@ CONFIRM_TIMEOUT = 2.0
 
 def _record(**fields: Any) -> None:
     with receipts() as collected:
-        get_logger("audit", AUDIT).info("control_action", **fields)
+        _audit_log.info("control_action", **fields)
     request_id = fields.get("request_id")
     if request_id is not None and collected:
         _pending.setdefault(request_id, []).extend(collected)

@@ -32,6 +32,9 @@ from hedgegrid_ops.logs import ACCESS, get_logger
 from hedgegrid_ops.ops.errors import error_response
 from hedgegrid_ops.ops.settings import OpsSettings
 
+_log = get_logger("api")
+_access_log = get_logger("api", ACCESS)
+
 MAX_LINE_SIZE = 8190  # request line (method, path, query) in bytes
 MAX_FIELD_SIZE = 8190  # one header field in bytes
 MAX_HEADERS = 64  # header fields per request
@@ -62,14 +65,14 @@ class GuardedRequestHandler(RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("response already started; cannot send an error page")
         if status >= 500:
-            get_logger("api").error("protocol_error", status=status, error=repr(exc))
+            _log.error("protocol_error", status=status, error=repr(exc))
             code, detail = "internal_error", "the server failed to handle the request"
         else:
             code = "malformed_request"
             why = clean_text(message or (str(exc) if exc else "malformed request"), 200) or ""
             detail = f"malformed HTTP request: {' '.join(why.split())}"
         status = 500 if status >= 500 else 400
-        get_logger("api", ACCESS).info(
+        _access_log.info(
             "http_request",
             method=clean_text(request.method, 16),
             path=None,  # the parser did not get far enough to trust it

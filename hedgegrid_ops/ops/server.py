@@ -54,6 +54,9 @@ from hedgegrid_ops.ops.routes import actor_of, add_api_routes, add_metrics_route
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.ops.stream import add_stream_routes
 
+_log = get_logger("api")
+_access_log = get_logger("api", ACCESS)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -143,7 +146,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         elapsed = time.perf_counter() - started
         route = route_template(request)
         ctx.metrics.observe_request(route, request.method, status, elapsed)
-        get_logger("api", ACCESS).info(
+        _access_log.info(
             "http_request",
             method=clean_text(request.method, 16),
             path=clean_text(request.path),  # never the query string: it could hold anything
@@ -214,7 +217,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException:
         raise  # other HTTP semantics (e.g. 304/416 from file serving) pass through as-is
     except Exception:
-        get_logger("api").exception(
+        _log.exception(
             "unhandled_error",
             request_id=rid,
             method=clean_text(request.method, 16),

@@ -28,6 +28,8 @@ from hedgegrid_ops.ops.stream import health_data, snapshot_data
 from hedgegrid_ops.ops.taps import MessageBus, tap_message_bus
 from hedgegrid_ops.snapshot import SnapshotStore
 
+_log = get_logger("ops")
+
 
 class OpsStartError(Exception):
     """The ops servers could not start; the message is one sentence for the operator."""
@@ -120,7 +122,7 @@ class OpsService:
         add_audit_listener(self._audit_to_stream)
         self._started = True
         api = self.api_url
-        get_logger("ops").info(
+        _log.info(
             "ops_listening",
             api=api,
             metrics=self.metrics_url,
@@ -143,7 +145,7 @@ class OpsService:
         remove_audit_listener(self._audit_to_stream)
         self.events.close()
         await self._cleanup_runners()  # the API app's cleanup closes the bus and the probe
-        get_logger("ops").info("ops_stopped")
+        _log.info("ops_stopped")
 
     @property
     def context(self) -> OpsContext:

@@ -44,6 +44,8 @@ from hedgegrid_ops.ops.events import (
 from hedgegrid_ops.ops.views import health_view, ladders_view, orders_view, status_view
 from hedgegrid_ops.snapshot import StrategySnapshot
 
+log = get_logger("api")
+
 CLOSE_GRACE = 2.0  # seconds a dropped client gets to acknowledge the close frame
 # Kernel send buffer per stream connection. Left to autotuning, Linux lets it grow to
 # megabytes, and a stalled client would only be noticed minutes later; fixed, what one
@@ -154,7 +156,6 @@ async def _read(ws: web.WebSocketResponse) -> None:
 async def events(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     hub: EventHub | None = ctx.events
-    log = get_logger("api")
     ws = web.WebSocketResponse(
         heartbeat=30.0, compress=False, max_msg_size=MAX_CLIENT_MESSAGE, timeout=CLOSE_GRACE
     )

@@ -116,6 +116,13 @@ class MarketSection(_Frozen, frozen=True):
     speed: Annotated[float, msgspec.Meta(gt=0, le=3600)]
     initial_price: Annotated[float, msgspec.Meta(gt=0, le=MAX_PRICE)]
     ticks_per_minute: Annotated[int, msgspec.Meta(ge=2, le=600)]
+    # Optional: range of the quoted top-of-book sizes in BTC (min, max).
+    book_top_btc: tuple[PositiveFloat, PositiveFloat] = (0.2, 8.0)
+
+    def __post_init__(self) -> None:
+        low, high = self.book_top_btc
+        if low > high:
+            raise ValueError("book_top_btc: min must not exceed max")
 
 
 class VenueConfig(_Frozen, frozen=True):

@@ -100,6 +100,7 @@ def node_config(options: RunOptions) -> TradingNodeConfig:
                 speed=market.speed,
                 initial_price=market.initial_price,
                 ticks_per_minute=market.ticks_per_minute,
+                book_top_btc=market.book_top_btc,
                 replay_path=str(options.replay) if options.replay else None,
             )
         },

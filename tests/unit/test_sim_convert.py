@@ -55,13 +55,13 @@ def test_sample_to_data_preserves_values_and_order() -> None:
     inst = make_btcusdt_perp()
     sample = next(PriceProcess(4, 60000.0, BACKTEST_START_NS, 5).minutes(1))
     data = sample_to_data(sample, inst)
-    assert [type(d) for d in data] == [QuoteTick, TradeTick] * 5 + [
+    assert [type(d) for d in data] == [TradeTick, QuoteTick] * 5 + [
         Bar,
         MarkPriceUpdate,
         FundingRateUpdate,
     ]
     for i, tick in enumerate(sample.ticks):
-        quote, trade = data[2 * i], data[2 * i + 1]
+        trade, quote = data[2 * i], data[2 * i + 1]
         assert (quote.bid_price, quote.ask_price) == (
             inst.make_price(tick.bid),
             inst.make_price(tick.ask),

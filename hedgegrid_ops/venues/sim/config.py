@@ -19,6 +19,8 @@ class SimDataClientConfig(LiveDataClientConfig, frozen=True):
         Starting price of the synthetic process (ignored in replay mode).
     ticks_per_minute : int
         Quote+trade ticks per simulated minute (>= 4 in replay mode).
+    book_top_btc : tuple[float, float]
+        Range of the quoted bid and ask sizes (BTC), drawn per tick.
     replay_path : str, optional
         A Binance 1-minute kline CSV to replay instead of the synthetic process.
     start_ns : int, optional
@@ -30,5 +32,6 @@ class SimDataClientConfig(LiveDataClientConfig, frozen=True):
     speed: float = 60.0
     initial_price: float = 60000.0
     ticks_per_minute: int = 12
+    book_top_btc: tuple[float, float] = (0.2, 8.0)
     replay_path: str | None = None
     start_ns: int | None = None

@@ -33,30 +33,34 @@ _AGGRESSOR = {"BUY": AggressorSide.BUYER, "SELL": AggressorSide.SELLER}
 def tick_to_data(
     tick: TickSample, instrument: Instrument, ts_init: int | None = None
 ) -> list[Data]:
-    """Quote first, then the trade that printed against it.
+    """The trade first, then the quote of the book it left behind.
 
-    The quote comes first so a matching engine has the book the trade hit before the
-    trade arrives. The trade id is the event time, unique per tick and stable across
-    runs. ``ts_init=None`` uses the event time (backtests).
+    Order matters to Nautilus's L1 matching engine: a trade tick overwrites its
+    top-of-book with the trade price and the trade's size on *both* sides until the
+    next quote. With the quote last, an order arriving between ticks meets the
+    quoted bid, ask and sizes, as on a venue, not a book made of the last print
+    (which let a sell fill at the ask and capped fills at a trade's small size).
+    The trade id is the event time, unique per tick and stable across runs.
+    ``ts_init=None`` uses the event time (backtests).
     """
     init = tick.ts_ns if ts_init is None else ts_init
     iid = instrument.id
     return [
-        QuoteTick(
-            instrument_id=iid,
-            bid_price=instrument.make_price(tick.bid),
-            ask_price=instrument.make_price(tick.ask),
-            bid_size=instrument.make_qty(tick.bid_size),
-            ask_size=instrument.make_qty(tick.ask_size),
-            ts_event=tick.ts_ns,
-            ts_init=init,
-        ),
         TradeTick(
             instrument_id=iid,
             price=instrument.make_price(tick.trade_price),
             size=instrument.make_qty(tick.trade_size),
             aggressor_side=_AGGRESSOR[tick.aggressor],
             trade_id=TradeId(str(tick.ts_ns)),
+            ts_event=tick.ts_ns,
+            ts_init=init,
+        ),
+        QuoteTick(
+            instrument_id=iid,
+            bid_price=instrument.make_price(tick.bid),
+            ask_price=instrument.make_price(tick.ask),
+            bid_size=instrument.make_qty(tick.bid_size),
+            ask_size=instrument.make_qty(tick.ask_size),
             ts_event=tick.ts_ns,
             ts_init=init,
         ),

@@ -46,7 +46,12 @@ from hedgegrid_ops.venues.sim.instrument import (
     SIM_VENUE,
     make_btcusdt_perp,
 )
-from hedgegrid_ops.venues.sim.process import MINUTE_NS, MinuteSource, PriceProcess
+from hedgegrid_ops.venues.sim.process import (
+    MINUTE_NS,
+    MinuteSource,
+    PriceProcess,
+    book_top_steps,
+)
 from hedgegrid_ops.venues.sim.replay import ReplayProcess, load_binance_klines
 
 # Ticks of one simulated minute are released in this many batches spread over the
@@ -162,7 +167,12 @@ class SimMarketDataClient(LiveMarketDataClient):
             # File parsing is synchronous; keep it off the event loop.
             klines = await asyncio.to_thread(load_binance_klines, Path(cfg.replay_path))
             self._log.info(f"Replaying {len(klines)} klines from {cfg.replay_path}")
-            return ReplayProcess(klines, ticks_per_minute=cfg.ticks_per_minute, seed=cfg.seed)
+            return ReplayProcess(
+                klines,
+                ticks_per_minute=cfg.ticks_per_minute,
+                seed=cfg.seed,
+                book_top=book_top_steps(*cfg.book_top_btc),
+            )
         start_ns = cfg.start_ns
         if start_ns is None:
             now = self._clock.timestamp_ns()
@@ -175,6 +185,7 @@ class SimMarketDataClient(LiveMarketDataClient):
             initial_price=cfg.initial_price,
             start_ns=start_ns,
             ticks_per_minute=cfg.ticks_per_minute,
+            book_top=book_top_steps(*cfg.book_top_btc),
         )
 
     async def _stream(self, source: MinuteSource) -> None:

@@ -20,6 +20,8 @@ from typing import Literal, Protocol
 
 PRICE_TICK = 0.1
 SIZE_STEP = 0.001
+# Quoted top-of-book size in lots (0.2 to 8 BTC), as on a liquid BTCUSDT perpetual.
+DEFAULT_BOOK_TOP_STEPS = (200, 8000)
 NS_PER_SECOND = 1_000_000_000
 MINUTE_NS = 60 * NS_PER_SECOND
 FUNDING_INTERVAL_MINUTES = 480
@@ -124,18 +126,37 @@ def make_tick(
     trade: int,
     size_steps: int,
     aggressor: Aggressor,
+    book_top: tuple[int, int] = DEFAULT_BOOK_TOP_STEPS,
 ) -> TickSample:
-    """One tick from integer tick/step units, with a random resting size on each side."""
+    """One tick from integer tick/step units, with a random resting size on each side.
+
+    ``book_top`` bounds the quoted bid and ask sizes in lots; a different range
+    draws the same number of random numbers, so prices do not change with it.
+    """
+    lo, hi = book_top
     return TickSample(
         ts_ns=ts_ns,
         bid=ticks_to_price(bid),
         ask=ticks_to_price(ask),
-        bid_size=steps_to_size(rng.randint(200, 8000)),
-        ask_size=steps_to_size(rng.randint(200, 8000)),
+        bid_size=steps_to_size(rng.randint(lo, hi)),
+        ask_size=steps_to_size(rng.randint(lo, hi)),
         trade_price=ticks_to_price(trade),
         trade_size=steps_to_size(size_steps),
         aggressor=aggressor,
     )
+
+
+def check_book_top(book_top: tuple[int, int]) -> tuple[int, int]:
+    """Validate a (min, max) quoted size range in lots."""
+    lo, hi = book_top
+    if not 1 <= lo <= hi:
+        raise ValueError(f"book_top must satisfy 1 <= min <= max lots, was {book_top}")
+    return (lo, hi)
+
+
+def book_top_steps(min_btc: float, max_btc: float) -> tuple[int, int]:
+    """A quoted size range in BTC as whole lots (at least one lot)."""
+    return (max(1, round(min_btc / SIZE_STEP)), max(1, round(max_btc / SIZE_STEP)))
 
 
 def tick_timestamps(open_ns: int, count: int) -> list[int]:
@@ -207,6 +228,7 @@ class PriceProcess:
         start_ns: int,
         ticks_per_minute: int,
         regime_minutes: tuple[int, int] = (20, 90),
+        book_top: tuple[int, int] = DEFAULT_BOOK_TOP_STEPS,
     ) -> None:
         if initial_price <= 1.0:
             raise ValueError(f"initial_price must be > 1.0, was {initial_price}")
@@ -218,6 +240,7 @@ class PriceProcess:
         if start_ns < 0:
             raise ValueError(f"start_ns must be >= 0, was {start_ns}")
 
+        self._book_top = check_book_top(book_top)
         self._rng = random.Random(seed)
         self._ticks_per_minute = ticks_per_minute
         self._regime_minutes = (lo, hi)
@@ -283,7 +306,7 @@ class PriceProcess:
             size_steps = max(1, round(math.exp(rng.gauss(3.5, 0.9)) * params.size_scale))
             volume_steps += size_steps
             trade_ticks_path.append(trade)
-            ticks.append(make_tick(rng, ts, bid, ask, trade, size_steps, aggressor))
+            ticks.append(make_tick(rng, ts, bid, ask, trade, size_steps, aggressor, self._book_top))
 
         self._funding_rate += _FUNDING_ADJUST_PER_MINUTE * (
             params.funding_target - self._funding_rate

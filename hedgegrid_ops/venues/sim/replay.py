@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hedgegrid_ops.venues.sim.process import (
+    DEFAULT_BOOK_TOP_STEPS,
     MINUTE_NS,
     PRICE_TICK,
     SIZE_STEP,
     Aggressor,
     MinuteSample,
     TickSample,
+    check_book_top,
     make_tick,
     next_funding_ns,
     quote_around_trade,
@@ -182,12 +184,19 @@ class ReplayProcess:
     00/08/16 UTC grid. The mark price is the mid of the minute's last quote.
     """
 
-    def __init__(self, klines: Sequence[Kline], ticks_per_minute: int, seed: int) -> None:
+    def __init__(
+        self,
+        klines: Sequence[Kline],
+        ticks_per_minute: int,
+        seed: int,
+        book_top: tuple[int, int] = DEFAULT_BOOK_TOP_STEPS,
+    ) -> None:
         if ticks_per_minute < 4:
             raise ValueError(
                 f"ticks_per_minute must be >= 4 to visit open, high, low and close, "
                 f"was {ticks_per_minute}"
             )
+        self._book_top = check_book_top(book_top)
         self._klines = list(klines)
         self._ticks_per_minute = ticks_per_minute
         self._rng = random.Random(seed)
@@ -244,7 +253,7 @@ class ReplayProcess:
             if bid <= 0:
                 bid, ask = trade, trade + spread
             size_steps = max(1, base + (remainder if i == n - 1 else 0))
-            ticks.append(make_tick(rng, ts, bid, ask, trade, size_steps, aggressor))
+            ticks.append(make_tick(rng, ts, bid, ask, trade, size_steps, aggressor, self._book_top))
         last = ticks[-1]
         close_ns = kline.open_time_ns + MINUTE_NS
         return MinuteSample(

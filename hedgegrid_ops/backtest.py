@@ -1,8 +1,11 @@
-"""Run the real HedgeGridV1 over generated market data in a Nautilus BacktestEngine.
+"""Run the real HedgeGridV1 in a Nautilus BacktestEngine, over the simulated market or
+replayed Binance klines.
 
 Deterministic and fast (everything on the calling thread, simulated clock), so
 tests and the ``backtest`` command can check the strategy's trading behaviour
-over hours of market in seconds.
+over hours of market in seconds. Market data is generated and fed in chunks of a
+simulated day (Nautilus's streaming mode), so memory stays flat on long runs and a
+progress callback can report between chunks.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from decimal import Decimal
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.models import FillModel, LatencyModel, MakerTakerFeeModel
 from nautilus_trader.config import BacktestEngineConfig, LoggingConfig
+from nautilus_trader.core.data import Data
 from nautilus_trader.model.currencies import USDT
 from nautilus_trader.model.enums import AccountType, OmsType
 from nautilus_trader.model.identifiers import TraderId, Venue
@@ -22,10 +26,18 @@ from nautilus_trader.model.objects import Money
 from hedgegrid_ops.config import StrategyConfig, VenueConfig
 from hedgegrid_ops.snapshot import SnapshotStore
 from hedgegrid_ops.strategy import HedgeGridV1
-from hedgegrid_ops.venues.sim.backtest_data import BACKTEST_START_NS, generate_backtest_data
+from hedgegrid_ops.venues.sim.backtest_data import BACKTEST_START_NS
+from hedgegrid_ops.venues.sim.convert import sample_to_data
 from hedgegrid_ops.venues.sim.instrument import make_btcusdt_perp
+from hedgegrid_ops.venues.sim.process import MinuteSource, PriceProcess, book_top_steps
+from hedgegrid_ops.venues.sim.replay import Kline, ReplayProcess
+
+CHUNK_MINUTES = 1440  # one simulated day of data per engine.run() in streaming mode
 
 NS_PER_MINUTE = 60_000_000_000
+
+Progress = Callable[[int, int], None]
+"""Called with (minutes done, minutes in total) after each chunk."""
 
 
 @dataclass(frozen=True)
@@ -47,20 +59,56 @@ class BacktestRun:
     starting_balance: float
 
 
+def market_source(
+    venue_config: VenueConfig, minutes: int | None, klines: Sequence[Kline] | None
+) -> tuple[MinuteSource, int]:
+    """The replay of ``klines`` when given, else ``minutes`` of the seeded simulated market."""
+    market = venue_config.market
+    book_top = book_top_steps(*market.book_top_btc)
+    if klines:
+        replay = ReplayProcess(
+            klines, ticks_per_minute=market.ticks_per_minute, seed=market.seed, book_top=book_top
+        )
+        return replay, len(klines)
+    if minutes is None or minutes <= 0:
+        raise ValueError("a simulated backtest needs minutes > 0")
+    process = PriceProcess(
+        seed=market.seed,
+        initial_price=market.initial_price,
+        start_ns=BACKTEST_START_NS,
+        ticks_per_minute=market.ticks_per_minute,
+        book_top=book_top,
+    )
+    return process, minutes
+
+
+def _chunk(source: MinuteSource, minutes: int) -> list[Data]:
+    instrument = make_btcusdt_perp()
+    data: list[Data] = []
+    for _ in range(minutes):
+        data.extend(sample_to_data(source.next_minute(), instrument))
+    data.sort(key=lambda d: d.ts_init)  # stable: publication order kept within a timestamp
+    return data
+
+
 def run_backtest(
     strategy_config: StrategyConfig,
     venue_config: VenueConfig,
-    minutes: int,
+    minutes: int | None = None,
     store: SnapshotStore | None = None,
+    klines: Sequence[Kline] | None = None,
+    progress: Progress | None = None,
     schedule: Sequence[Scheduled] = (),
     latency_model: LatencyModel | None = None,
 ) -> BacktestRun:
-    """Run ``minutes`` simulated minutes; the caller disposes ``run.engine`` when done.
+    """Run the strategy to the end of the market; the caller disposes ``run.engine``.
 
-    ``schedule`` makes calls on the strategy during the run; ``latency_model`` delays
-    the venue's handling of orders and cancels (by default it answers at once).
+    ``schedule`` makes calls on the strategy during the run (minutes from the start of
+    the market); ``latency_model`` delays the venue's handling of orders and cancels
+    (by default it answers at once).
     """
     market = venue_config.market
+    source, total = market_source(venue_config, minutes, klines)
     engine = BacktestEngine(
         BacktestEngineConfig(
             trader_id=TraderId("BACKTEST-001"),
@@ -82,14 +130,6 @@ def run_backtest(
         latency_model=latency_model,
     )
     engine.add_instrument(make_btcusdt_perp())
-    engine.add_data(
-        generate_backtest_data(
-            seed=market.seed,
-            minutes=minutes,
-            ticks_per_minute=market.ticks_per_minute,
-            initial_price=market.initial_price,
-        )
-    )
     strategy = HedgeGridV1(
         strategy_config,
         reduce_only_exits=False,
@@ -97,11 +137,21 @@ def run_backtest(
         wall_clock=lambda: engine.kernel.clock.timestamp(),
     )
     engine.add_strategy(strategy)
+    start_ns = klines[0].open_time_ns if klines else BACKTEST_START_NS
     for index, item in enumerate(schedule):
         strategy.clock.set_time_alert_ns(
             f"scheduled-{index}",
-            BACKTEST_START_NS + int(item.after_minutes * NS_PER_MINUTE),
+            start_ns + int(item.after_minutes * NS_PER_MINUTE),
             lambda _event, action=item.action: action(strategy),
         )
-    engine.run()
+    done = 0
+    while done < total:
+        n = min(CHUNK_MINUTES, total - done)
+        engine.add_data(_chunk(source, n))
+        engine.run(streaming=True)
+        engine.clear_data()
+        done += n
+        if progress is not None:
+            progress(done, total)
+    engine.end()
     return BacktestRun(engine, strategy, venue_config.account.starting_balance_usdt)

@@ -27,6 +27,7 @@ from hedgegrid_ops.config import (
     load_any_venue_config,
     load_strategy_config,
 )
+from hedgegrid_ops.venues.sim.listing import unprovided_instrument
 
 if TYPE_CHECKING:
     from hedgegrid_ops.ops.settings import OpsSettings
@@ -132,6 +133,12 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         help="replay a Binance kline CSV (public data dump format) instead of simulating",
     )
     run.add_argument(
+        "--hold-after-replay",
+        action="store_true",
+        help="when the --replay file ends, keep the node and the API up (for inspection) "
+        "until Ctrl-C / SIGTERM instead of stopping with the summary",
+    )
+    run.add_argument(
         "--log-dir",
         type=Path,
         default=Path("logs"),
@@ -214,6 +221,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hedgegrid_ops.backtest_cli import add_backtest_command
     from hedgegrid_ops.client_cli import add_client_commands
 
     parser = OneLineParser(
@@ -228,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     from hedgegrid_ops.venues.binance_local.cli import add_exchange_command
 
     add_exchange_command(subparsers, _port, _positive)
+    add_backtest_command(subparsers, DEFAULT_STRATEGY, DEFAULT_VENUE)
     add_client_commands(subparsers)
     return parser
 
@@ -335,6 +344,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         venue = _apply_market_overrides(loaded, args, args.venue_config)
     except ConfigError as exc:
         return _fail(str(exc))
+    if args.mode == "paper" and (problem := unprovided_instrument(strategy.instrument_id)):
+        return _fail(problem)
     if args.replay is not None:
         from hedgegrid_ops.venues.sim.replay import ReplayError, load_binance_klines
 
@@ -398,6 +409,7 @@ def _start(args: argparse.Namespace, strategy: StrategyConfig, venue: AnyVenueCo
         log_dir=args.log_dir,
         duration=args.duration,
         replay=args.replay,
+        hold_after_replay=args.hold_after_replay,
         ops=ops_settings,
     )
     try:
@@ -429,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
         from hedgegrid_ops.venues.binance_local.cli import cmd_exchange
 
         return cmd_exchange(args)
+    if args.command == "backtest":
+        from hedgegrid_ops.backtest_cli import cmd_backtest
+
+        return cmd_backtest(args)
     from hedgegrid_ops.client_cli import run_client_command
 
     return run_client_command(args)

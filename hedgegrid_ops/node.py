@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -36,10 +36,13 @@ from hedgegrid_ops.logs import get_logger
 from hedgegrid_ops.loop_bridge import LoopBridge
 from hedgegrid_ops.ops.service import OpsService
 from hedgegrid_ops.ops.settings import OpsSettings
+from hedgegrid_ops.report.figures import Figures, compute_figures
+from hedgegrid_ops.report.recorder import RunRecorder, fills_from_cache
 from hedgegrid_ops.snapshot import SnapshotStore, StrategySnapshot
 from hedgegrid_ops.strategy import HedgeGridV1
 from hedgegrid_ops.strategy.config import VenueBehaviour
 from hedgegrid_ops.venues.sim.config import SimDataClientConfig
+from hedgegrid_ops.venues.sim.data import REPLAY_FINISHED_TOPIC
 from hedgegrid_ops.venues.sim.factories import (
     SandboxLiveExecClientFactory,
     SimLiveDataClientFactory,
@@ -55,6 +58,7 @@ class RunOptions:
     log_dir: Path
     duration: float | None = None
     replay: Path | None = None
+    hold_after_replay: bool = False
     ops: OpsSettings | None = None
     nautilus_log_level_file: str = "INFO"
 
@@ -148,6 +152,7 @@ class PaperService:
     store: SnapshotStore
     bridge: LoopBridge
     ops: OpsService | None
+    recorder: RunRecorder = field(default_factory=RunRecorder)
 
 
 def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> PaperService:
@@ -188,10 +193,14 @@ def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> Paper
         )
         ops.bus.attach(strategy)  # without the ops layer nothing could send a command
         ops.tap(node.kernel.msgbus, str(strategy.id))  # fills and order events for /events
-    return PaperService(node, strategy, store, bridge, ops)
+    service = PaperService(node, strategy, store, bridge, ops)
+    store.subscribe(service.recorder)  # per-bar samples for the summary's figures
+    return service
 
 
-async def run_service(service: PaperService, duration: float | None) -> None:
+async def run_service(
+    service: PaperService, duration: float | None, hold_after_replay: bool = False
+) -> None:
     """Run until ``duration`` seconds pass or a stop signal arrives, then stop cleanly."""
     log = get_logger("node")
     loop = asyncio.get_running_loop()
@@ -202,6 +211,17 @@ async def run_service(service: PaperService, duration: float | None) -> None:
     if service.ops is not None:
         await service.ops.start()  # raises OpsStartError before anything trades; logs the URLs
 
+    stop_reason = ["signal"]
+
+    def replay_finished(minutes: object) -> None:
+        if hold_after_replay:
+            log.info("replay_finished", minutes=minutes, detail="holding until a stop signal")
+            return
+        log.info("replay_finished", minutes=minutes, detail="no more market data; stopping")
+        stop_reason[0] = "replay finished"
+        stop.set()
+
+    service.node.kernel.msgbus.subscribe(REPLAY_FINISHED_TOPIC, replay_finished)
     run_task = loop.create_task(service.node.run_async(), name="nautilus-node")
     waiter = loop.create_task(stop.wait())
     try:
@@ -210,7 +230,7 @@ async def run_service(service: PaperService, duration: float | None) -> None:
         )
         if run_task in done and run_task.exception() is not None:
             raise StartupError(f"the trading node failed: {run_task.exception()}")
-        log.info("shutdown", reason="signal" if stop.is_set() else "duration elapsed")
+        log.info("shutdown", reason=stop_reason[0] if stop.is_set() else "duration elapsed")
     finally:
         waiter.cancel()
         await service.node.stop_async()
@@ -224,12 +244,13 @@ async def run_service(service: PaperService, duration: float | None) -> None:
             loop.remove_signal_handler(sig)
 
 
-def summary(snapshot: StrategySnapshot | None) -> dict[str, Any]:
+def summary(snapshot: StrategySnapshot | None, figures: Figures | None = None) -> dict[str, Any]:
+    """The one-line run summary: the end state plus the same figures ``backtest`` reports."""
     if snapshot is None:
         return {"event": "run_summary", "bars_processed": 0, "detail": "no snapshot was published"}
     c = snapshot.counters
     maker = c.fills_buy_maker + c.fills_sell_maker
-    return {
+    out: dict[str, Any] = {
         "event": "run_summary",
         "instrument": snapshot.instrument_id,
         "trading_state": snapshot.trading_state.value,
@@ -243,6 +264,24 @@ def summary(snapshot: StrategySnapshot | None) -> dict[str, Any]:
         "long_qty": snapshot.long.quantity,
         "short_qty": snapshot.short.quantity,
     }
+    if figures is not None:
+        for key, value in figures.to_dict().items():
+            out.setdefault(key, round(value, 6) if isinstance(value, float) else value)
+    return out
+
+
+def run_figures(service: PaperService, starting_balance: float | None) -> Figures:
+    """The run's figures, from the recorder and Nautilus's cache (before ``dispose``).
+
+    ``starting_balance`` is the paper account's configured balance; live, it is not
+    configured, so the first sample's balance less the PnL realized by then is used.
+    """
+    rec = service.recorder
+    if starting_balance is None:
+        first = rec.samples[0] if rec.samples else None
+        starting_balance = first.balance - first.realized_pnl if first else 0.0
+    fills = fills_from_cache(service.node.cache, service.strategy.id)
+    return compute_figures(rec.samples, fills, rec.funding, rec.facts(), starting_balance)
 
 
 async def _preflight(venue: BinanceVenueConfig) -> None:
@@ -260,21 +299,27 @@ async def _preflight(venue: BinanceVenueConfig) -> None:
 def run_paper(options: RunOptions) -> dict[str, Any]:
     """Run one session (paper, or live when the venue config says so) and return its summary."""
     holder: dict[str, PaperService] = {}
+    figures: list[Figures] = []
 
     async def main() -> None:
         if isinstance(options.venue, BinanceVenueConfig):
             await _preflight(options.venue)
         service = build_service(options, asyncio.get_running_loop())
         holder["service"] = service
-        await run_service(service, options.duration)
+        await run_service(service, options.duration, options.hold_after_replay)
 
     try:
         asyncio.run(main())
     finally:
         service = holder.get("service")
         if service is not None:
-            service.node.dispose()
-    return summary(holder["service"].store.latest)
+            try:
+                account = options.venue.account
+                configured = getattr(account, "starting_balance_usdt", None)  # paper only
+                figures.append(run_figures(service, configured))
+            finally:
+                service.node.dispose()
+    return summary(holder["service"].store.latest, figures[0] if figures else None)
 
 
 def print_summary(result: dict[str, Any]) -> None:

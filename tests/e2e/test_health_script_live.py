@@ -132,7 +132,15 @@ def test_both_say_unknown_when_nothing_listens() -> None:
 
 def test_both_say_critical_once_the_replay_has_run_out(tmp_path: Path) -> None:
     """A replayed file ends; the node keeps running but no bar comes: stale, CRITICAL."""
-    args = ("--replay", str(REPLAY_CSV), "--speed", "60", "--max-bar-age", "2")
+    args = (
+        "--replay",
+        str(REPLAY_CSV),
+        "--hold-after-replay",
+        "--speed",
+        "60",
+        "--max-bar-age",
+        "2",
+    )
     with running_program(tmp_path, *args) as svc:
         url = f"{svc.api_url}/health"
 

@@ -50,6 +50,7 @@ def frozen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Frozen]:
         tmp_path_factory.mktemp("ops_frozen"),
         "--replay",
         str(KLINES),
+        "--hold-after-replay",
         "--speed",
         "100",
         "--max-bar-age",

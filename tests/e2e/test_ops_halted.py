@@ -1,9 +1,11 @@
 """409 and "down" on the real service, from a real fault: the strategy halts at start-up.
 
 A strategy config naming an instrument the venue does not list is a mistake an
-operator can make; the strategy then halts in ``on_start`` while the node and the
-API keep running. That is a state in which /start and /flatten make no sense, so
-both must answer 409 — and change nothing.
+operator can make; ``run`` refuses it before start-up, and behind that check the
+strategy halts in ``on_start`` while the node and the API keep running (reached
+here through ``tests.unlisted_instrument``, which skips only the CLI's check).
+That is a state in which /start and /flatten make no sense, so both must answer
+409 — and change nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ def halted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]
     assert "BTCUSDT-PERP.BINANCE" in text, "fixture drift: the default config changed instrument"
     config = tmp / "eth.yaml"
     config.write_text(text.replace("BTCUSDT-PERP.BINANCE", UNLISTED))
-    with running_program(tmp, "--strategy-config", str(config)) as service:
+    # `run` itself refuses the unlisted instrument before start-up (exit 2); this entry
+    # point skips only that pre-check so the strategy's own halt can be exercised.
+    with running_program(
+        tmp, "--strategy-config", str(config), entry="tests.unlisted_instrument"
+    ) as service:
         yield service
 
 

@@ -77,3 +77,30 @@ def test_sigterm_stops_cleanly_within_5_seconds(tmp_path: Path) -> None:
     assert proc.returncode == 0, err[-2000:]
     assert elapsed < 5
     assert _last_json_line(out)["event"] == "run_summary"
+
+
+def test_a_replay_run_ends_at_the_end_of_its_file_with_the_summary(tmp_path: Path) -> None:
+    """No --duration: the replay's end stops the program, logged, with exit 0 and a summary."""
+    log_dir = tmp_path / "logs"
+    klines = ROOT / "tests" / "data" / "btcusdt_1m_300.csv"
+    proc = subprocess.run(
+        program("run", "--replay", str(klines), "--speed", "300", "--log-dir", str(log_dir)),
+        cwd=ROOT,
+        env=program_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = _last_json_line(proc.stdout)
+    assert summary["event"] == "run_summary"
+    assert summary["bars"] == summary["bars_processed"] == 300
+    assert summary["period_start"] == "2024-06-01T00:00:00Z"
+    assert summary["period_end"] == "2024-06-01T05:00:00Z"
+    assert summary["fills"] == summary["maker_fills"] + summary["taker_fills"]
+    for key in ("max_drawdown_usdt", "fees", "funding", "return_pct", "net_pnl"):
+        assert isinstance(summary[key], float), key
+    events = [orjson.loads(ln) for ln in (log_dir / "trading.log").read_text().splitlines()]
+    finished = [e for e in events if e["event"] == "replay_finished"]
+    assert len(finished) == 1 and finished[0]["minutes"] == 300
+    assert any(e["event"] == "shutdown" and e["reason"] == "replay finished" for e in events)

@@ -55,7 +55,7 @@ async def _scenario(log_dir: Path) -> dict[str, Any]:
     from hedgegrid_ops.grid.types import OrderRole
     from hedgegrid_ops.node import RunOptions, build_service, run_service
     from hedgegrid_ops.snapshot import TradingState
-    from tests.conftest import STRATEGY_YAML, VENUE_YAML
+    from tests.support.program import STRATEGY_YAML, VENUE_YAML
 
     strategy_cfg = load_strategy_config(STRATEGY_YAML)
     strategy_cfg = msgspec.structs.replace(

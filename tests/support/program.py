@@ -83,9 +83,16 @@ def _pump(proc: subprocess.Popen[str], sink: list[dict]) -> None:
 
 @contextmanager
 def running_program(
-    tmp_path: Path, *extra: str, env: dict[str, str] | None = None, startup_timeout: float = 60.0
+    tmp_path: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    startup_timeout: float = 60.0,
+    entry: str = "hedgegrid_ops",
 ) -> Iterator[RunningService]:
-    """Run the service on ephemeral ports until the block ends (then SIGTERM)."""
+    """Run the service on ephemeral ports until the block ends (then SIGTERM).
+
+    ``entry`` is the module run with ``python -m`` (the real program by default).
+    """
     log_dir = tmp_path / "logs"
     args = (
         "run",
@@ -99,7 +106,7 @@ def running_program(
         *extra,
     )
     proc = subprocess.Popen(
-        program(*args),
+        [*program(*args)[:2], entry, *args],
         cwd=ROOT,
         env=program_env(**(env or {})),
         stdout=subprocess.PIPE,

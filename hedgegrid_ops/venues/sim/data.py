@@ -54,6 +54,9 @@ from hedgegrid_ops.venues.sim.process import (
 )
 from hedgegrid_ops.venues.sim.replay import ReplayProcess, load_binance_klines
 
+# Published (with the number of minutes replayed) when a replay has no more klines:
+# ``run`` stops on it and prints its summary.
+REPLAY_FINISHED_TOPIC = "hedgegrid.sim.replay_finished"
 # Ticks of one simulated minute are released in this many batches spread over the
 # minute's wall-clock slice: enough for the sandbox to see prices move between
 # strategy reactions, few enough that fast speeds do not drown the loop in sleeps.
@@ -221,6 +224,7 @@ class SimMarketDataClient(LiveMarketDataClient):
         self._log.info(
             f"Replay exhausted after {self._minutes_emitted} minutes; no further market data"
         )
+        self._msgbus.publish(REPLAY_FINISHED_TOPIC, self._minutes_emitted)
 
     def _on_stream_done(self, task: asyncio.Task) -> None:
         if task.cancelled():

@@ -15,9 +15,11 @@ from nautilus_trader.model.identifiers import InstrumentId, Symbol, Venue
 from nautilus_trader.model.instruments import CryptoPerpetual
 from nautilus_trader.model.objects import Money, Price, Quantity
 
+from hedgegrid_ops.venues.sim.listing import SIM_INSTRUMENT
+
 SIM_VENUE_NAME = "BINANCE"
 SIM_VENUE = Venue(SIM_VENUE_NAME)
-SIM_INSTRUMENT_ID = InstrumentId.from_str("BTCUSDT-PERP.BINANCE")
+SIM_INSTRUMENT_ID = InstrumentId.from_str(SIM_INSTRUMENT)
 BAR_TYPE = BarType.from_str("BTCUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL")
 
 

@@ -9,7 +9,9 @@ Nautilus import; the conversion to Nautilus objects lives in :mod:`.convert`.
 from __future__ import annotations
 
 import csv
+import io
 import random
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,13 +85,11 @@ def load_binance_klines(path: Path) -> list[Kline]:
     Rows must be in strictly increasing open-time order, use one time unit
     throughout, and have consistent OHLC (``low <= open, close <= high``). Only
     the first six columns are required; ``close_time`` and ``count`` are read when
-    present. Blank lines are ignored. Synchronous file I/O: call it through
+    present. Blank lines are ignored. A ``.zip`` (as Binance publishes them) must
+    hold exactly one ``.csv``. Synchronous file I/O: call it through
     ``asyncio.to_thread`` from a running loop.
     """
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise ReplayError(f"{path}:0: cannot open ({exc.strerror or exc})") from exc
+    handle = _open_text(path)
     klines: list[Kline] = []
     unit_is_us: bool | None = None
     with handle:
@@ -113,6 +113,37 @@ def load_binance_klines(path: Path) -> list[Kline]:
             klines.append(kline)
     if not klines:
         raise ReplayError(f"{path}:0: no kline rows")
+    return klines
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    """The CSV text of ``path``: the file itself, or the single CSV inside a zip."""
+    try:
+        if path.suffix.lower() != ".zip":
+            return path.open(newline="", encoding="utf-8")
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ReplayError(f"{path}:0: cannot open ({reason})") from exc
+    members = [n for n in archive.namelist() if n.lower().endswith(".csv")]
+    if len(members) != 1:
+        archive.close()
+        raise ReplayError(f"{path}:0: expected one .csv in the zip, found {len(members)}")
+    return io.TextIOWrapper(archive.open(members[0]), encoding="utf-8", newline="")
+
+
+def load_kline_files(paths: Sequence[Path]) -> list[Kline]:
+    """Several kline files (plain or zipped) in the given order, as one time series.
+
+    Each file is validated by :func:`load_binance_klines`; a file must start after the
+    previous one ends, so daily or monthly dumps can be replayed back to back.
+    """
+    klines: list[Kline] = []
+    for path in paths:
+        more = load_binance_klines(path)
+        if klines and more[0].open_time_ns <= klines[-1].open_time_ns:
+            raise ReplayError(f"{path}:1: starts before the end of the previous file")
+        klines.extend(more)
     return klines
 
 

@@ -12,7 +12,7 @@ PYTHON_BOOT := $(shell for c in python3.13 python3.12 python3 \
 	  if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
 	    command -v $$c; break; fi; done)
 
-.PHONY: install run rehearse test test-fast bench bench-exchange lint fmt clean
+.PHONY: install run rehearse test test-fast bench bench-exchange bench-events lint fmt clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@if [ -z "$(PYTHON_BOOT)" ]; then echo "error: no Python >= 3.12 found (PATH or pyenv)" >&2; exit 2; fi
@@ -42,9 +42,13 @@ bench: $(STAMP)
 	$(PY) -m tests.benchmarks.bench_load
 	$(PY) -m tests.benchmarks.bench_ops
 	$(PY) -m tests.benchmarks.bench_exchange
+	$(PY) -m tests.benchmarks.bench_events
 
 bench-exchange: $(STAMP)
 	$(PY) -m tests.benchmarks.bench_exchange
+
+bench-events: $(STAMP)
+	$(PY) -m tests.benchmarks.bench_events
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hedgegrid_ops tests

@@ -22,8 +22,9 @@ import http.client
 import json
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiohttp
 import msgspec
@@ -291,6 +292,16 @@ class AsyncHedgeGridClient:
         return await self._request(
             "POST", "/set-throttle", ThrottleResult, ThrottleRequest(throttle=value)
         )
+
+    def events(self) -> AsyncIterator[dict[str, Any]]:
+        """The ``/events`` stream as dicts (``async for msg in client.events()``).
+
+        Ends by raising ``client_stream.HedgeGridStreamClosed`` with the close code.
+        """
+        from hedgegrid_ops.client_stream import stream_events  # it imports this module
+
+        # its own session: this client's total request timeout must not end a long stream
+        return stream_events(self.base_url, self.api_key)
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None:

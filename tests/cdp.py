@@ -170,25 +170,32 @@ async def _devtools_port(profile: Path, proc: subprocess.Popen[bytes], timeout: 
     return int(marker.read_text().split()[0])
 
 
+def headless_args(browser: str, profile: Path, only_host: str) -> list[str]:
+    """Headless chromium that resolves only ``only_host`` (no CDN can rescue a page)."""
+    return [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {only_host}",
+    ]
+
+
 @asynccontextmanager
 async def open_page(browser: str, profile: Path, only_host: str) -> AsyncIterator[Page]:
     """Start headless chromium that can resolve only ``only_host``; yield its first tab."""
     profile.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *headless_args(browser, profile, only_host),
             "--remote-debugging-address=127.0.0.1",
             "--remote-debugging-port=0",
-            f"--user-data-dir={profile}",
-            f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {only_host}",
             "--window-size=1280,1800",
             "about:blank",
         ],

@@ -21,6 +21,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.cdp import headless_args
 from tests.support.program import RunningService, running_program
 from tests.tools import require_tool
 
@@ -82,18 +83,8 @@ def dump_dom(browser: str, url: str, profile: Path) -> str:
     host = urllib.parse.urlsplit(url).hostname
     result = subprocess.run(
         [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
             # any host but the service resolves to nothing: no CDN can rescue the page
-            f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {host}",
+            *headless_args(browser, profile, host or ""),
             "--virtual-time-budget=10000",
             "--dump-dom",
             url,

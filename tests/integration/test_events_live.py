@@ -18,12 +18,9 @@ over HTTP. The child records what each client saw and the parent asserts:
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
-import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -34,6 +31,7 @@ from typing import Any
 import orjson
 
 from tests.child import emit_result, paper_options, run_child
+from tests.support.websocket import stalled_events_client
 
 SPEED = 60.0
 API_KEY = "events-live-key-0b7c"
@@ -47,28 +45,6 @@ async def _until(predicate: Callable[[], bool], timeout: float) -> bool:
             return False
         await asyncio.sleep(0.02)
     return True
-
-
-async def _stalled_client(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    loop = asyncio.get_running_loop()
-    await loop.sock_connect(sock, ("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    await loop.sock_sendall(
-        sock,
-        (
-            f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"X-API-Key: {API_KEY}\r\n\r\n"
-        ).encode(),
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += await loop.sock_recv(sock, 1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return sock
 
 
 def _summary(msg: dict[str, Any]) -> dict[str, Any]:
@@ -140,7 +116,7 @@ async def _scenario(log_dir: Path) -> dict[str, Any]:
 
             readers = [loop.create_task(reader(i)) for i in range(3)]
             assert await _until(lambda: ops.events.clients == 3, 10)
-            stalled = await _stalled_client(ops.api_port)
+            stalled = await stalled_events_client(ops.api_port, API_KEY)
             assert await _until(lambda: ops.events.clients == 4, 10)
             bars_at_stall = bars()
             stalled_at = time.monotonic()

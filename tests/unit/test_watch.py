@@ -86,3 +86,17 @@ async def test_stream_client_reports_the_close_code(tmp_path: Path) -> None:
             assert exc.reason == "wrong X-API-Key"
         else:
             raise AssertionError("the stream did not close")
+
+
+async def test_async_client_events_yields_the_stream(tmp_path: Path) -> None:
+    from hedgegrid_ops.client import AsyncHedgeGridClient
+
+    async with (
+        serve_ops(tmp_path, api_key=API_KEY, snapshot=make_snapshot()) as ops,
+        AsyncHedgeGridClient(ops.url, api_key=API_KEY) as client,
+    ):
+        stream = client.events()
+        first = await anext(stream)
+        await stream.aclose()
+    assert first["type"] == "snapshot"
+    assert first["data"]["status"]["instrument"] == "BTCUSDT-PERP.BINANCE"

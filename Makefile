@@ -59,5 +59,7 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff format hedgegrid_ops tests
 	$(VENV)/bin/ruff check --fix hedgegrid_ops tests
 
+# Never the audit trail: logs/audit.log and its rotations stay (so does a state dir).
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache logs
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	@if [ -d logs ]; then find logs -mindepth 1 -maxdepth 1 ! -name 'audit.log*' -exec rm -rf {} +; fi

@@ -31,6 +31,9 @@ from hedgegrid_ops.snapshot import SnapshotStore
 _log = get_logger("ops")
 
 
+LISTEN_BACKLOG = 1024
+
+
 class OpsStartError(Exception):
     """The ops servers could not start; the message is one sentence for the operator."""
 
@@ -178,7 +181,9 @@ class OpsService:
         runner = GuardedAppRunner(app, self.settings, on_evict=self.metrics.evicted_connection)
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, host, port)
+        # A deep listen queue: under a connection flood an operator's SYN waits in it
+        # instead of being dropped and retried a second later.
+        site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG)
         try:
             await site.start()
         except OSError as exc:

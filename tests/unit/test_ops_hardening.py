@@ -373,3 +373,31 @@ def test_post_budget_flag_sets_the_per_client_budget() -> None:
         build_parser().parse_args(["run", "--enable-ops", "--post-budget", "7"]), iid
     )
     assert (default.posts_per_minute, raised.posts_per_minute) == (120, 7)
+
+
+async def test_a_command_flood_never_starves_reads_or_metrics(tmp_path: Path) -> None:
+    async with serve(tmp_path, posts_per_minute=100_000) as ops:
+        connector = aiohttp.TCPConnector(limit=100)  # under the 256-connection cap
+        async with aiohttp.ClientSession(connector=connector) as flood:
+
+            async def post(i: int) -> int:
+                async with flood.post(
+                    ops.url + "/set-throttle", json={"throttle": (i % 10) / 10}
+                ) as resp:
+                    await resp.read()
+                    return resp.status
+
+            async def reads() -> list[int]:
+                statuses = []
+                for path in ("/metrics", "/health", "/status") * 10:
+                    async with ops.http.get(ops.url + path) as resp:
+                        await resp.read()
+                        statuses.append(resp.status)
+                return statuses
+
+            results = await asyncio.gather(reads(), *(post(i) for i in range(300)))
+        read_statuses, post_statuses = results[0], results[1:]
+        assert read_statuses == [200] * 30
+        assert set(post_statuses) <= {200, 429}, post_statuses  # 429: too many waiting
+        assert ops.target is not None
+        assert len(ops.target.calls) == post_statuses.count(200)  # a 429 ran nothing

@@ -31,7 +31,6 @@ from hedgegrid_ops.snapshot import SnapshotStore
 _log = get_logger("ops")
 
 
-LISTEN_BACKLOG = 1024
 
 
 class OpsStartError(Exception):
@@ -181,9 +180,12 @@ class OpsService:
         runner = GuardedAppRunner(app, self.settings, on_evict=self.metrics.evicted_connection)
         await runner.setup()
         self._runners.append(runner)
-        # A deep listen queue: under a connection flood an operator's SYN waits in it
-        # instead of being dropped and retried a second later.
-        site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG)
+        # asyncio accepts up to `backlog` connections per loop pass, each of which may
+        # evict the oldest idle connection: keeping one pass well under the connection
+        # cap means a newcomer cannot be evicted by its own batch before its request
+        # bytes are read.
+        backlog = min(128, max(1, self.settings.max_connections // 2))
+        site = web.TCPSite(runner, host, port, backlog=backlog)
         try:
             await site.start()
         except OSError as exc:

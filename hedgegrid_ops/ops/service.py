@@ -31,8 +31,6 @@ from hedgegrid_ops.snapshot import SnapshotStore
 _log = get_logger("ops")
 
 
-
-
 class OpsStartError(Exception):
     """The ops servers could not start; the message is one sentence for the operator."""
 

@@ -24,6 +24,7 @@ from nautilus_trader.model.identifiers import TraderId, Venue
 from nautilus_trader.model.objects import Money
 
 from hedgegrid_ops.config import StrategyConfig, VenueConfig
+from hedgegrid_ops.grid.units import NS_PER_MINUTE
 from hedgegrid_ops.snapshot import SnapshotStore
 from hedgegrid_ops.strategy import HedgeGridV1
 from hedgegrid_ops.venues.sim.backtest_data import BACKTEST_START_NS
@@ -33,8 +34,6 @@ from hedgegrid_ops.venues.sim.process import MinuteSource, PriceProcess, book_to
 from hedgegrid_ops.venues.sim.replay import Kline, ReplayProcess
 
 CHUNK_MINUTES = 1440  # one simulated day of data per engine.run() in streaming mode
-
-NS_PER_MINUTE = 60_000_000_000
 
 Progress = Callable[[int, int], None]
 """Called with (minutes done, minutes in total) after each chunk."""

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import msgspec
 import orjson
@@ -27,10 +27,8 @@ from hedgegrid_ops.config import (
     load_any_venue_config,
     load_strategy_config,
 )
+from hedgegrid_ops.ops.settings import DEFAULT_MAX_BAR_AGE, OpsSettings, check_port
 from hedgegrid_ops.venues.sim.listing import unprovided_instrument
-
-if TYPE_CHECKING:
-    from hedgegrid_ops.ops.settings import OpsSettings
 
 EXIT_USAGE = 2
 DEFAULT_STRATEGY = Path("configs/strategies/hedge_grid_v1.yaml")
@@ -45,13 +43,12 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _port(value: str) -> int:
+    """A port flag: the text must be an integer, the rest is ``settings.check_port``."""
     try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port {value!r}: not an integer") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"invalid port {port}: must be 0..65535")
-    return port
+        return check_port(int(value))
+    except ValueError as exc:
+        detail = str(exc) if value.strip().lstrip("-").isdigit() else "port must be an integer"
+        raise argparse.ArgumentTypeError(f"invalid port {value!r}: {detail}") from None
 
 
 def _budget(value: str) -> int:
@@ -215,7 +212,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     ops.add_argument(
         "--max-bar-age",
         type=_positive,
-        default=120.0,
+        default=DEFAULT_MAX_BAR_AGE,
         help="/health reports degraded when no bar was processed for this many seconds",
     )
 
@@ -258,10 +255,6 @@ def _apply_market_overrides(
 
 def _ops_settings(args: argparse.Namespace, instrument_id: str) -> OpsSettings:
     """The ops settings from the flags; ``ValueError`` names what is wrong (exit 2)."""
-    from hedgegrid_ops.ops.settings import OpsSettings
-
-    if args.api_port == args.prometheus_port and args.api_port != 0:
-        raise ValueError(f"--api-port and --prometheus-port are both {args.api_port}")
     key = args.api_key if args.api_key is not None else os.environ.get("HEDGEGRID_API_KEY")
     if key is not None and not key.strip():
         source = "--api-key" if args.api_key is not None else "HEDGEGRID_API_KEY"

@@ -13,8 +13,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from hedgegrid_ops.grid.quantize import is_placeable, quantize_price, to_decimal
 from hedgegrid_ops.grid.types import InstrumentRules, PositionSide
-
-_BPS = Decimal(10_000)
+from hedgegrid_ops.grid.units import BPS
 
 
 def _offset(entry_price: Decimal, step_bps: float, steps: int, name: str) -> Decimal:
@@ -24,7 +23,7 @@ def _offset(entry_price: Decimal, step_bps: float, steps: int, name: str) -> Dec
         raise ValueError(f"step_bps must be > 0, got {step_bps!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"{name} must be a positive integer, got {steps!r}")
-    return to_decimal(step_bps) * steps / _BPS
+    return to_decimal(step_bps) * steps / BPS
 
 
 def take_profit_price(

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from hedgegrid_ops.grid.types import PositionSide
-
-_NS_PER_MINUTE = 60_000_000_000
+from hedgegrid_ops.grid.units import BPS_PER_UNIT, NS_PER_MINUTE
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ def funding_guard(
     _validate_steps(scale_steps)
 
     remaining_ns = None if next_funding_ns is None else next_funding_ns - now_ns
-    if remaining_ns is None or remaining_ns <= 0 or remaining_ns > window_minutes * _NS_PER_MINUTE:
+    if remaining_ns is None or remaining_ns <= 0 or remaining_ns > window_minutes * NS_PER_MINUTE:
         return FundingDecision(1.0, 1.0, None, 0.0, in_window=False)
     if rate == 0:
         return FundingDecision(1.0, 1.0, None, 0.0, in_window=True)
@@ -111,7 +110,7 @@ def funding_guard(
     paying = PositionSide.LONG if rate > 0 else PositionSide.SHORT
     paying_notional = long_notional if paying is PositionSide.LONG else short_notional
     cost = abs(rate) * paying_notional
-    rate_bps = abs(rate) * 10_000
+    rate_bps = abs(rate) * BPS_PER_UNIT
     scale = 1.0
     if rate_bps > threshold_bps:
         scale = float(scale_steps[_step_index(rate_bps / threshold_bps, len(scale_steps))])

@@ -11,8 +11,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from hedgegrid_ops.grid.quantize import is_placeable, quantize_price, quantize_qty, to_decimal
 from hedgegrid_ops.grid.types import GridParams, InstrumentRules, Ladder, PositionSide, Rung
-
-_BPS = Decimal(10_000)
+from hedgegrid_ops.grid.units import BPS
 
 
 def _validate(center: Decimal, params: GridParams) -> None:
@@ -49,7 +48,7 @@ def _side_rungs(
     rungs: list[Rung] = []
     previous_price: Decimal | None = None
     for level in range(levels):
-        offset = step * (level + 1) / _BPS
+        offset = step * (level + 1) / BPS
         raw = center * (1 - offset) if is_long else center * (1 + offset)
         price = quantize_price(raw, rules.tick_size, rounding)
         duplicate = previous_price is not None and price == previous_price
@@ -94,4 +93,4 @@ def needs_recenter(center: Decimal, mid: Decimal, trigger_bps: float) -> bool:
         raise ValueError(f"center must be a positive finite price, got {center}")
     if not trigger_bps >= 0:
         raise ValueError(f"trigger_bps must be >= 0, got {trigger_bps}")
-    return abs(mid - center) * _BPS / center > to_decimal(trigger_bps)
+    return abs(mid - center) * BPS / center > to_decimal(trigger_bps)

@@ -17,6 +17,7 @@ from importlib import metadata
 from aioprometheus import Counter, Gauge, Histogram, Registry
 
 import hedgegrid_ops
+from hedgegrid_ops.grid.types import Regime
 from hedgegrid_ops.logs import sink_stats
 from hedgegrid_ops.ops.exposition import CONTENT_TYPE, LabelKeys, count, observe, render_text
 from hedgegrid_ops.snapshot import StrategySnapshot, TradingState
@@ -26,7 +27,7 @@ POS_INF = float("inf")
 LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, POS_INF)
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, POS_INF)
 LAG_WINDOW = 0.5  # seconds: the lag gauge shows the worst probe of each window
-KNOWN_REGIMES = ("sideways", "up", "down")
+KNOWN_REGIMES = tuple(r.value for r in Regime)
 
 # The operations guide's 15 gauges: names are a contract with dashboards and alerts.
 SPEC_GAUGES: dict[str, str] = {

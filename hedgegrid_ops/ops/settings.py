@@ -12,6 +12,16 @@ import ipaddress
 import math
 from dataclasses import dataclass
 
+DEFAULT_MAX_BAR_AGE = 120.0  # seconds without a bar before /health says degraded
+
+
+def check_port(port: object, name: str = "port") -> int:
+    """The one port rule (flags and settings): an integer 0..65535, 0 meaning any free port."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"{name} must be an integer between 0 and 65535, got {port!r}")
+    return port
+
+
 # A key shorter than this is guessable by brute force over a network in reasonable time
 # (the failed-auth rate limit slows a guesser down, it does not make a short key strong).
 MIN_KEY_LENGTH = 32
@@ -51,7 +61,7 @@ class OpsSettings:
     api_port: int = 8080
     prometheus_port: int = 9090
     api_key: str | None = None
-    max_bar_age: float = 120.0
+    max_bar_age: float = DEFAULT_MAX_BAR_AGE
     command_timeout: float = 5.0
     instrument_id: str = "BTCUSDT-PERP.BINANCE"
     allowed_hosts: tuple[str, ...] = ()
@@ -67,11 +77,11 @@ class OpsSettings:
 
     def __post_init__(self) -> None:
         for name in ("api_port", "prometheus_port"):
-            port = getattr(self, name)
-            if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-                raise ValueError(f"{name} must be an integer between 0 and 65535, got {port!r}")
+            check_port(getattr(self, name), name)
         if self.api_port != 0 and self.api_port == self.prometheus_port:
-            raise ValueError(f"api_port and prometheus_port must differ, both are {self.api_port}")
+            raise ValueError(
+                f"the API port and the Prometheus port must differ, both are {self.api_port}"
+            )
         for name in (
             "max_bar_age",
             "command_timeout",

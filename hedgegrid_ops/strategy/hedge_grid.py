@@ -64,6 +64,7 @@ from hedgegrid_ops.grid.rejections import (
 )
 from hedgegrid_ops.grid.throttle import apply_throttle
 from hedgegrid_ops.grid.types import GridParams, InstrumentRules, OrderRole, PositionSide, Regime
+from hedgegrid_ops.grid.units import NS_PER_SECOND
 from hedgegrid_ops.logs import get_logger
 from hedgegrid_ops.loop_bridge import LoopBridge
 from hedgegrid_ops.snapshot import SnapshotStore, TradingState
@@ -76,7 +77,7 @@ from hedgegrid_ops.strategy.orders import SIDES, OrderDesk
 from hedgegrid_ops.strategy.publisher import SnapshotPublisher
 from hedgegrid_ops.strategy.snapshots import build_snapshot
 from hedgegrid_ops.strategy.tracked import grid_live_orders
-from hedgegrid_ops.strategy.units import NS_PER_S, exact
+from hedgegrid_ops.strategy.units import exact
 from hedgegrid_ops.venue_events import FUNDING_TOPIC, FundingPaid
 
 FLATTEN_WATCHDOG_SECONDS = 15.0
@@ -543,12 +544,14 @@ class HedgeGridV1(Strategy):
         handler = self._flatten_watchdog
         callback = self._loop_bridge.wrap(handler) if self._loop_bridge is not None else handler
         self.clock.set_time_alert_ns(
-            name, self.clock.timestamp_ns() + int(FLATTEN_WATCHDOG_SECONDS * NS_PER_S), callback
+            name,
+            self.clock.timestamp_ns() + int(FLATTEN_WATCHDOG_SECONDS * NS_PER_SECOND),
+            callback,
         )
 
     def _flatten_watchdog(self, _event: object) -> None:
         """Flag legs still not flat a watchdog period after *their own* flatten began."""
-        deadline = self.clock.timestamp_ns() - int(FLATTEN_WATCHDOG_SECONDS * NS_PER_S) + 1
+        deadline = self.clock.timestamp_ns() - int(FLATTEN_WATCHDOG_SECONDS * NS_PER_SECOND) + 1
         overdue = self.flattener.overdue(deadline)
         if overdue and self.trading_state is TradingState.FLATTENING:
             sides = ",".join(s.value for s in overdue)

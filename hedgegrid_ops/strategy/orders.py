@@ -27,6 +27,7 @@ from nautilus_trader.trading.strategy import Strategy
 from hedgegrid_ops.grid.order_ids import format_client_order_id
 from hedgegrid_ops.grid.quantize import quantize_price
 from hedgegrid_ops.grid.types import InstrumentRules, OrderRole, PositionSide, Rung
+from hedgegrid_ops.grid.units import BPS
 from hedgegrid_ops.strategy.counters import MutableCounters
 from hedgegrid_ops.strategy.ledger import OrderLedger
 from hedgegrid_ops.strategy.tracked import TrackedOrder, track
@@ -134,7 +135,7 @@ class OrderDesk:
         """
         instrument = self._bound()
         assert self._rules is not None
-        slip = Decimal(CLOSE_SLIPPAGE_BPS) / Decimal(10_000)
+        slip = Decimal(CLOSE_SLIPPAGE_BPS) / BPS
         limit = reference * (1 + slip) if buying else reference * (1 - slip)
         rounding = ROUND_UP if buying else ROUND_DOWN
         order = self._strategy.order_factory.limit(

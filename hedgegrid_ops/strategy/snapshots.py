@@ -17,6 +17,7 @@ from nautilus_trader.model.objects import Price
 
 from hedgegrid_ops.grid.funding import FundingDecision
 from hedgegrid_ops.grid.types import OrderRole, PositionSide, Regime
+from hedgegrid_ops.grid.units import NS_PER_SECOND
 from hedgegrid_ops.snapshot import (
     OrderView,
     RungView,
@@ -27,7 +28,7 @@ from hedgegrid_ops.snapshot import (
 from hedgegrid_ops.strategy.counters import MutableCounters
 from hedgegrid_ops.strategy.market import MarketState
 from hedgegrid_ops.strategy.tracked import TrackedOrder
-from hedgegrid_ops.strategy.units import NS_PER_S, exact
+from hedgegrid_ops.strategy.units import exact
 
 
 class SnapshotSource(Protocol):
@@ -162,7 +163,7 @@ def build_snapshot(strategy: SnapshotSource, tracked: list[TrackedOrder]) -> Str
         unrealized_pnl=unrealized,
         funding_rate=strategy.market.funding_rate,
         next_funding_time=(
-            strategy.market.next_funding_ns / NS_PER_S
+            strategy.market.next_funding_ns / NS_PER_SECOND
             if strategy.market.next_funding_ns is not None
             else None
         ),
@@ -172,7 +173,7 @@ def build_snapshot(strategy: SnapshotSource, tracked: list[TrackedOrder]) -> Str
         counters=strategy.counters.freeze(),
         last_bar_time=strategy.last_bar_time,
         last_bar_event_time=(
-            strategy.last_bar_event_ns / NS_PER_S
+            strategy.last_bar_event_ns / NS_PER_SECOND
             if strategy.last_bar_event_ns is not None
             else None
         ),

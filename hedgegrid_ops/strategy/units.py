@@ -5,8 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Protocol
 
-NS_PER_S = 1_000_000_000
-
 
 class HasDecimal(Protocol):
     """What Nautilus's Price, Quantity and Money have in common."""

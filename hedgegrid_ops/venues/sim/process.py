@@ -18,14 +18,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from hedgegrid_ops.grid.units import NS_PER_MINUTE
+
 PRICE_TICK = 0.1
 SIZE_STEP = 0.001
 # Quoted top-of-book size in lots (0.2 to 8 BTC), as on a liquid BTCUSDT perpetual.
 DEFAULT_BOOK_TOP_STEPS = (200, 8000)
-NS_PER_SECOND = 1_000_000_000
-MINUTE_NS = 60 * NS_PER_SECOND
+MINUTE_NS = NS_PER_MINUTE  # the simulator's name for it (its callers import it from here)
 FUNDING_INTERVAL_MINUTES = 480
-FUNDING_INTERVAL_NS = FUNDING_INTERVAL_MINUTES * 60 * NS_PER_SECOND
+FUNDING_INTERVAL_NS = FUNDING_INTERVAL_MINUTES * NS_PER_MINUTE
 
 SIDEWAYS = "sideways"
 TREND_UP = "trend_up"

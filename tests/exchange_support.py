@@ -103,6 +103,7 @@ class ExchangeProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.info: dict[str, Any] = {}
         self.startup_seconds = 0.0
+        self.final_log: str | None = None
 
     def start(self, timeout: float = 20.0) -> ExchangeProcess:
         started = time.monotonic()
@@ -136,13 +137,23 @@ class ExchangeProcess:
         return admin(self.info["rest_url"], self.info["admin_token"], path, body)
 
     def stderr(self) -> str:
-        """What the exchange logged so far."""
+        """What the exchange logged so far (kept after it stopped)."""
+        if self.final_log is not None:
+            return self.final_log
         return Path(self.log.name).read_text(errors="replace")
 
     def stop(self) -> int:
+        """SIGTERM (SIGKILL after 10 s); the log is read and its file removed."""
         assert self.proc is not None
         stop_process(self.proc)
+        self._forget_log()
         return self.proc.returncode
+
+    def _forget_log(self) -> None:
+        if self.final_log is None:
+            self.final_log = self.stderr()
+            self.log.close()
+            os.unlink(self.log.name)
 
     def __enter__(self) -> ExchangeProcess:
         return self.start()
@@ -150,8 +161,7 @@ class ExchangeProcess:
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.stop()
-        self.log.close()
-        os.unlink(self.log.name)
+        self._forget_log()
 
 
 class AsyncBinanceRest:

@@ -91,6 +91,8 @@ def test_state_survives_a_clean_restart_and_a_kill(tmp_path: Path) -> None:
     try:
         after = account_view(second.rest)
         assert after == before
+        logged = [json.loads(line) for line in second.stderr().splitlines()]
+        assert any(e["event"].startswith("state_restored") for e in logged), logged
         # Ids continue where they stopped; then the process dies without a clean stop.
         placed = second.rest.ok(
             "POST", "/fapi/v1/order", LONG | {"side": "BUY", "type": "MARKET", "quantity": "0.010"}
@@ -102,6 +104,7 @@ def test_state_survives_a_clean_restart_and_a_kill(tmp_path: Path) -> None:
         assert second.proc is not None
         second.proc.send_signal(signal.SIGKILL)
         second.proc.wait()
+        second.stop()  # already dead: only collects its log
     with ExchangeProcess(*args) as third:
         assert account_view(third.rest) == killed
     assert [p.name for p in tmp_path.iterdir()] == [state.name]  # no temp file left behind

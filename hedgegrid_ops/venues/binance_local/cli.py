@@ -105,6 +105,21 @@ def add_exchange_command(subparsers: argparse._SubParsersAction, port, positive)
     )
 
 
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per log line on stderr, like the rest of the project's logs."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "timestamp": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
 def _fail(message: str) -> int:
     sys.stderr.write(f"error: {message}\n")
     return EXIT_USAGE
@@ -152,11 +167,9 @@ def cmd_exchange(args: argparse.Namespace) -> int:
             dual_side=not args.one_way,
         ),
     )
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLineFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         return asyncio.run(_serve(LocalExchange(config)))
     except ReplayError as exc:

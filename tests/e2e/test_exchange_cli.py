@@ -83,8 +83,12 @@ def test_state_survives_a_clean_restart_and_a_kill(tmp_path: Path) -> None:
         assert "api_secret" not in first.info
         trade_some(first.rest)
         before = account_view(first.rest)
+        klines_before = first.rest.ok(
+            "GET", "/fapi/v1/klines", {"symbol": "BTCUSDT", "interval": "1m"}, signed=False
+        )
     finally:
         assert first.stop() == 0
+    saved_mark = D(json.loads(state.read_text())["symbols"]["BTCUSDT"]["mark"])
     assert len(before["open"]) == 2 and before["positions"][0][1] == "0.020"
 
     second = ExchangeProcess(*args).start()
@@ -93,6 +97,18 @@ def test_state_survives_a_clean_restart_and_a_kill(tmp_path: Path) -> None:
         assert after == before
         logged = [json.loads(line) for line in second.stderr().splitlines()]
         assert any(e["event"].startswith("state_restored") for e in logged), logged
+        # The market resumes from the saved mark, with the klines it had as history.
+        deadline = time.monotonic() + 15
+        while True:
+            klines_after = second.rest.ok(
+                "GET", "/fapi/v1/klines", {"symbol": "BTCUSDT", "interval": "1m"}, signed=False
+            )
+            if len(klines_after) > len(klines_before) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert klines_after[: len(klines_before)] == klines_before
+        first_new = klines_after[len(klines_before)]
+        assert abs(D(first_new[1]) - saved_mark) / saved_mark < D("0.01")
         # Ids continue where they stopped; then the process dies without a clean stop.
         placed = second.rest.ok(
             "POST", "/fapi/v1/order", LONG | {"side": "BUY", "type": "MARKET", "quantity": "0.010"}

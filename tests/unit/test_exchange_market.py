@@ -21,7 +21,15 @@ from hedgegrid_ops.venues.binance_local.market import (
     klines,
 )
 from hedgegrid_ops.venues.binance_local.spec import BTCUSDT
-from hedgegrid_ops.venues.binance_local.state import StateError, load, save, snapshot, validate
+from hedgegrid_ops.venues.binance_local.state import (
+    KLINES_KEPT,
+    StateError,
+    load,
+    restored_klines,
+    save,
+    snapshot,
+    validate,
+)
 from hedgegrid_ops.venues.sim.process import FUNDING_INTERVAL_NS, MINUTE_NS, PriceProcess
 from hedgegrid_ops.venues.sim.replay import ReplayProcess, load_binance_klines
 
@@ -238,3 +246,16 @@ def test_fast_warm_up_ends_in_the_same_market_as_advancing() -> None:
     assert (warmed.quote, warmed.next_funding_ns) == (advanced.quote, advanced.next_funding_ns)
     later = until + 3 * MINUTE_NS
     assert warmed.advance(later) == advanced.advance(later)
+
+
+def test_state_keeps_the_latest_klines(tmp_path: Path) -> None:
+    m = market()
+    m.warm_up(START + 300 * MINUTE_NS)
+    path = tmp_path / "state.json"
+    save(path, snapshot(busy_engine(), m.history()))
+    kept = restored_klines(load(path))
+    assert kept == m.history()[-KLINES_KEPT:] and len(kept) == KLINES_KEPT
+    fresh = market(start_ns=START + 400 * MINUTE_NS)
+    fresh.warm_up(START + 402 * MINUTE_NS)
+    fresh.prepend_history(kept)
+    assert fresh.history()[:KLINES_KEPT] == kept and len(fresh.history()) == KLINES_KEPT + 2

@@ -191,6 +191,12 @@ class Market:
         """Closed 1-minute klines, oldest first."""
         return self._history
 
+    def prepend_history(self, rows: list[KlineRow]) -> None:
+        """Klines from before this market started (a restored exchange's past)."""
+        first = self._history[0].open_ms if self._history else None
+        older = [r for r in rows if first is None or r.open_ms < first]
+        self._history[:0] = older
+
     # -- advancing -----------------------------------------------------------------------------
 
     def advance(self, now_ns: int, limit: int | None = None) -> list[MarketEvent]:

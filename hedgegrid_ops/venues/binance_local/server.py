@@ -39,6 +39,7 @@ from hedgegrid_ops.venues.binance_local.market import (
     INTERVAL_MINUTES,
     FundingDue,
     KlineClosed,
+    KlineRow,
     Market,
     TickEvent,
     klines,
@@ -125,12 +126,14 @@ class LocalExchange:
 
     async def start(self) -> LocalExchange:
         cfg = self.config
+        restored: list[KlineRow] = []
         if cfg.state is not None:
             data = await asyncio.to_thread(state_file.load, cfg.state)
             if data is not None:
                 state_file.validate(self.engine, data, cfg.state)
+                restored = state_file.restored_klines(data)
                 log.info("state_restored path=%s", cfg.state)
-        self.market, start_ns = await self._build_market()
+        self.market, start_ns = await self._build_market(restored)
         self.clock = SimClock(start_ns, cfg.speed)
         self._sync_quote()
         app = web.Application(client_max_size=1024 * 1024)
@@ -165,7 +168,9 @@ class LocalExchange:
             await self._runner.cleanup()
             self._runner = None
         if self.config.state is not None:
-            state_file.save(self.config.state, state_file.snapshot(self.engine))
+            state_file.save(
+                self.config.state, state_file.snapshot(self.engine, self.market.history())
+            )
 
     async def __aenter__(self) -> LocalExchange:
         return await self.start()
@@ -196,7 +201,7 @@ class LocalExchange:
             "state": str(self.config.state) if self.config.state else None,
         }
 
-    async def _build_market(self) -> tuple[Market, int]:
+    async def _build_market(self, restored: list[KlineRow]) -> tuple[Market, int]:
         cfg = self.config
         source: MinuteSource
         if cfg.replay is not None:
@@ -207,14 +212,21 @@ class LocalExchange:
         else:
             now = cfg.start_ns if cfg.start_ns is not None else time.time_ns()
             start_ns = now - now % MINUTE_NS
+            last_mark = self.engine.symbols[self.spec.symbol].mark
+            # A restored exchange resumes from its last mark with its saved klines as
+            # history (no artificial gap for open positions and resting orders);
+            # a fresh one generates history_minutes of past market first.
+            resume = bool(restored) and last_mark > 1
+            history = 0 if resume else cfg.history_minutes
             source = PriceProcess(
                 seed=cfg.seed,
-                initial_price=cfg.initial_price,
-                start_ns=start_ns - cfg.history_minutes * MINUTE_NS,
+                initial_price=float(last_mark) if resume else cfg.initial_price,
+                start_ns=start_ns - history * MINUTE_NS,
                 ticks_per_minute=cfg.ticks_per_minute,
             )
             market = Market(source)
             market.warm_up(start_ns)
+            market.prepend_history(restored)
         if market.quote is None:
             first = market.next_event_ns()
             if first is not None:
@@ -491,7 +503,7 @@ class LocalExchange:
             if not self._dirty:
                 continue
             self._dirty = False
-            data = state_file.snapshot(self.engine)
+            data = state_file.snapshot(self.engine, self.market.history())
             try:
                 await asyncio.to_thread(state_file.save, path, data)
             except OSError as exc:

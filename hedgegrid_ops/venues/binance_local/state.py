@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hedgegrid_ops.venues.binance_local.engine import Engine
+from hedgegrid_ops.venues.binance_local.market import KlineRow
 from hedgegrid_ops.venues.binance_local.wire import Fill, Income, Order, Position
 
 STATE_VERSION = 1
@@ -44,14 +45,59 @@ def _build(cls: type, raw: dict[str, Any]) -> Any:
     return cls(**kwargs)
 
 
-def snapshot(engine: Engine) -> dict[str, Any]:
+# Closed 1-minute klines kept in the file: after a restart they are the market's
+# history (what really happened here), and the price resumes from the last mark.
+KLINES_KEPT = 240
+
+
+def kline_record(k: KlineRow) -> list[Any]:
+    return [
+        k.open_ms,
+        str(k.open),
+        str(k.high),
+        str(k.low),
+        str(k.close),
+        str(k.volume),
+        str(k.quote_volume),
+        k.trades,
+        str(k.taker_buy_volume),
+        str(k.taker_buy_quote),
+        k.first_trade_id,
+        k.last_trade_id,
+    ]
+
+
+def kline_from_record(raw: list[Any]) -> KlineRow:
+    return KlineRow(
+        open_ms=int(raw[0]),
+        open=Decimal(raw[1]),
+        high=Decimal(raw[2]),
+        low=Decimal(raw[3]),
+        close=Decimal(raw[4]),
+        volume=Decimal(raw[5]),
+        quote_volume=Decimal(raw[6]),
+        trades=int(raw[7]),
+        taker_buy_volume=Decimal(raw[8]),
+        taker_buy_quote=Decimal(raw[9]),
+        first_trade_id=int(raw[10]),
+        last_trade_id=int(raw[11]),
+    )
+
+
+def restored_klines(data: dict[str, Any]) -> list[KlineRow]:
+    """The kline history saved with the state (oldest first)."""
+    return [kline_from_record(raw) for raw in data.get("klines", [])]
+
+
+def snapshot(engine: Engine, klines: list[KlineRow] | None = None) -> dict[str, Any]:
     """Everything that must survive a restart, as plain JSON values."""
     return {
+        "klines": [kline_record(k) for k in (klines or [])[-KLINES_KEPT:]],
         "version": STATE_VERSION,
         "wallet": str(engine.wallet),
         "dual_side": engine.dual_side,
         "symbols": {
-            s: {"leverage": st.leverage, "margin_type": st.margin_type}
+            s: {"leverage": st.leverage, "margin_type": st.margin_type, "mark": str(st.mark)}
             for s, st in engine.symbols.items()
         },
         "positions": [_record(p) for p in engine.positions.values() if p.amt or p.realized],
@@ -73,6 +119,7 @@ def restore(engine: Engine, data: dict[str, Any]) -> None:
         if name in engine.symbols:
             engine.symbols[name].leverage = int(cfg["leverage"])
             engine.symbols[name].margin_type = str(cfg["margin_type"])
+            engine.symbols[name].mark = Decimal(cfg.get("mark", "0"))
     for raw in data.get("positions", []):
         p = _build(Position, raw)
         engine.positions[(p.symbol, p.side)] = p
@@ -89,6 +136,7 @@ def restore(engine: Engine, data: dict[str, Any]) -> None:
     ids = data["ids"]
     engine.ids.order, engine.ids.trade, engine.ids.tran = ids["order"], ids["trade"], ids["tran"]
     engine.update_ms = int(data.get("update_ms", 0))
+    restored_klines(data)  # validated here, used by the market
 
 
 def load(path: Path) -> dict[str, Any] | None:

@@ -39,7 +39,7 @@ from tests.benchmarks.bench_load import (
     program,
     scrape,
 )
-from tests.benchmarks.stats import median_of
+from tests.benchmarks.stats import median_of, write_results
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 REPS = 1 if QUICK else 3
@@ -202,15 +202,6 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_docs(report: dict[str, Any], rendered: str) -> None:
-    JSON_OUT.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    text = DOC.read_text(encoding="utf-8") if DOC.is_file() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + BEGIN + "\n" + rendered + "\n" + END + rest.split(END, 1)[1]
-        DOC.write_text(text, encoding="utf-8")
-
-
 def main() -> int:
     if len(sys.argv) == 5 and sys.argv[1] == "--clients":
         url, count, seconds = sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
@@ -219,7 +210,7 @@ def main() -> int:
     report = measure()
     rendered = table(report)
     print(rendered)
-    write_docs(report, rendered)
+    write_results(report, rendered, JSON_OUT, DOC, (BEGIN, END))
     return 0
 
 

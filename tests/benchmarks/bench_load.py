@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from tests.benchmarks.stats import histogram_quantiles, median_of
+from tests.benchmarks.stats import histogram_quantiles, median_of, write_results
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -461,14 +461,6 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def write_docs(report: dict[str, Any], rendered: str) -> None:
-    JSON_OUT.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    text = DOC.read_text() if DOC.exists() else f"# Performance\n\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    DOC.write_text(f"{head}{BEGIN}\n{rendered}\n{END}{tail}")
-
-
 def main() -> int:
     if shutil.which("wrk") is None:
         print("bench: wrk is missing (make bench installs it via .ci/install-tools)")
@@ -501,7 +493,7 @@ def main() -> int:
         ).decode()
         + "\n```"
     )
-    write_docs(report, rendered)
+    write_results(report, rendered, JSON_OUT, DOC, (BEGIN, END))
     print(rendered)
     return 0
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import orjson
 
 
 def percentile(ordered: list[float], q: float) -> float:
@@ -57,3 +60,16 @@ def histogram_quantiles(
                 break
             lower_bound, lower_count = bound, count
     return out
+
+
+def write_results(
+    report: Mapping[str, object], rendered: str, json_out: Path, doc: Path, markers: tuple[str, str]
+) -> None:
+    """Write the full report as JSON and put ``rendered`` between ``markers`` in ``doc``
+    (the rest of the page is prose and stays as written)."""
+    json_out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    begin, end = markers
+    text = doc.read_text(encoding="utf-8") if doc.is_file() else ""
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        doc.write_text(f"{head}{begin}\n{rendered}\n{end}{rest.split(end, 1)[1]}", encoding="utf-8")

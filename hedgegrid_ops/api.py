@@ -214,11 +214,16 @@ class Ladders(msgspec.Struct, frozen=True):
 
 
 class Orders(msgspec.Struct, frozen=True):
-    """GET /orders: every open order of the strategy, grid and exits."""
+    """GET /orders: every open order of the strategy, grid and exits.
+
+    ``foreign_orders`` (live mode): open orders on the instrument that the strategy did
+    not place; listed so an operator sees them, never touched, not in ``count``.
+    """
 
     orders: list[OrderView]
     count: int
     timestamp: float
+    foreign_orders: list[OrderView] = msgspec.field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- command results

@@ -112,6 +112,9 @@ class StrategySnapshot(msgspec.Struct, frozen=True):
     counters: Counters
     last_bar_time: float | None  # wall-clock unix seconds when the last bar was processed
     last_bar_event_time: float | None  # the bar's own timestamp (simulated time in paper mode)
+    # Live mode: open orders on our instrument that this strategy did not place (by hand,
+    # another program). Reported, never touched; role "foreign".
+    foreign_orders: tuple[OrderView, ...] = ()
 
     @property
     def total_pnl(self) -> float:

@@ -71,7 +71,12 @@ def ladders_view(snap: StrategySnapshot) -> Ladders:
 
 
 def orders_view(snap: StrategySnapshot) -> Orders:
-    return Orders(orders=list(snap.orders), count=snap.open_orders, timestamp=snap.timestamp)
+    return Orders(
+        orders=list(snap.orders),
+        count=snap.open_orders,
+        timestamp=snap.timestamp,
+        foreign_orders=list(snap.foreign_orders),
+    )
 
 
 @dataclass(frozen=True)

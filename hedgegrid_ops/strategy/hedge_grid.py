@@ -44,6 +44,7 @@ from nautilus_trader.model.events import (
 )
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
+from nautilus_trader.model.orders import Order
 from nautilus_trader.model.position import Position
 from nautilus_trader.trading.strategy import Strategy
 
@@ -109,7 +110,7 @@ class HedgeGridV1(Strategy):
         self._loop_bridge = loop_bridge
         self._snapshots = SnapshotPublisher(
             store,
-            lambda: build_snapshot(self, self.orders.tracked()),
+            lambda: build_snapshot(self, self.orders.tracked(), self._foreign_orders()),
             loop_bridge.soon if loop_bridge is not None else None,
         )
         self._wall_clock = wall_clock
@@ -622,6 +623,16 @@ class HedgeGridV1(Strategy):
             total_paid_usdt=self.counters.funding_paid_usdt,
         )
         self._publish()
+
+    def _foreign_orders(self) -> list[Order]:
+        """Open orders on our instrument with ids we did not issue (live mode only)."""
+        if not self.venue_behaviour.adopt_open_orders:
+            return []
+        return [
+            o
+            for o in self.cache.orders_open(instrument_id=self.instrument_id)
+            if parse_client_order_id(o.client_order_id.value) is None
+        ]
 
     def _report_adopted(self) -> None:
         """Log what a restart found at the venue: our orders, foreign orders, positions."""

@@ -116,7 +116,28 @@ def _margin_ratio(margin_used: float, equity: float) -> float:
     return math.inf if margin_used > 0 else 0.0
 
 
-def build_snapshot(strategy: SnapshotSource, tracked: list[TrackedOrder]) -> StrategySnapshot:
+def foreign_order_view(order: Any) -> OrderView:
+    """An open order that is not ours, as /orders lists it (role ``foreign``, no rung)."""
+    position_id = order.position_id.value if order.position_id is not None else ""
+    trigger = getattr(order, "trigger_price", None)
+    return OrderView(
+        client_order_id=order.client_order_id.value,
+        side=order.side_string(),
+        position_side=position_id.rsplit("-", 1)[-1] if position_id else "",
+        role="foreign",
+        rung=None,
+        order_type=order.type_string(),
+        price=exact(order.price) if order.has_price else None,
+        trigger_price=exact(trigger) if trigger is not None else None,
+        quantity=exact(order.quantity),
+        filled_qty=exact(order.filled_qty),
+        status=order.status_string(),
+    )
+
+
+def build_snapshot(
+    strategy: SnapshotSource, tracked: list[TrackedOrder], foreign: list[Any] | None = None
+) -> StrategySnapshot:
     ref = strategy.market.reference_price()
     long_state = _side_state(strategy, PositionSide.LONG, ref)
     short_state = _side_state(strategy, PositionSide.SHORT, ref)
@@ -171,6 +192,7 @@ def build_snapshot(strategy: SnapshotSource, tracked: list[TrackedOrder]) -> Str
         funding_scale_long=strategy.funding.long_scale,
         funding_scale_short=strategy.funding.short_scale,
         counters=strategy.counters.freeze(),
+        foreign_orders=tuple(foreign_order_view(o) for o in foreign or ()),
         last_bar_time=strategy.last_bar_time,
         last_bar_event_time=(
             strategy.last_bar_event_ns / NS_PER_SECOND

@@ -500,6 +500,10 @@ def test_restart_mid_position_adopts_without_duplicates(live: Live) -> None:
             )
     assert any(o["clientOrderId"] == "manual-by-hand-1" for o in live.open_orders())
     assert foreign["clientOrderId"] == "manual-by-hand-1"
+    listed = live.api("GET", "/orders")[1]
+    assert [o["client_order_id"] for o in listed["foreign_orders"]] == ["manual-by-hand-1"]
+    assert listed["foreign_orders"][0]["role"] == "foreign"
+    assert "manual-by-hand-1" not in {o["client_order_id"] for o in listed["orders"]}
     live.admin("/admin/market/resume")
 
 

@@ -77,5 +77,6 @@ def test_views_are_json_serialisable_with_nulls() -> None:
         "orders": [],
         "count": 0,
         "timestamp": snap.timestamp,
+        "foreign_orders": [],
     }
     assert ladders_view(snap).mid_price is None

@@ -76,21 +76,30 @@ def _side_state(strategy: SnapshotSource, side: PositionSide, ref: Decimal | Non
     )
 
 
-def _order_view(t: TrackedOrder) -> OrderView:
-    order = t.order
+def _view(order: Any, position_side: str, role: str, rung: int | None, status: str) -> OrderView:
     trigger = getattr(order, "trigger_price", None)
     return OrderView(
         client_order_id=order.client_order_id.value,
         side=order.side_string(),
-        position_side=t.tag.side.value,
-        role=t.tag.role.value,
-        rung=t.tag.level if t.tag.role is OrderRole.GRID else None,
+        position_side=position_side,
+        role=role,
+        rung=rung,
         order_type=order.type_string(),
         price=exact(order.price) if order.has_price else None,
         trigger_price=exact(trigger) if trigger is not None else None,
         quantity=exact(order.quantity),
         filled_qty=exact(order.filled_qty),
-        status="PENDING_CANCEL" if t.pending_cancel else order.status_string(),
+        status=status,
+    )
+
+
+def _order_view(t: TrackedOrder) -> OrderView:
+    return _view(
+        t.order,
+        t.tag.side.value,
+        t.tag.role.value,
+        t.tag.level if t.tag.role is OrderRole.GRID else None,
+        "PENDING_CANCEL" if t.pending_cancel else t.order.status_string(),
     )
 
 
@@ -119,20 +128,8 @@ def _margin_ratio(margin_used: float, equity: float) -> float:
 def foreign_order_view(order: Any) -> OrderView:
     """An open order that is not ours, as /orders lists it (role ``foreign``, no rung)."""
     position_id = order.position_id.value if order.position_id is not None else ""
-    trigger = getattr(order, "trigger_price", None)
-    return OrderView(
-        client_order_id=order.client_order_id.value,
-        side=order.side_string(),
-        position_side=position_id.rsplit("-", 1)[-1] if position_id else "",
-        role="foreign",
-        rung=None,
-        order_type=order.type_string(),
-        price=exact(order.price) if order.has_price else None,
-        trigger_price=exact(trigger) if trigger is not None else None,
-        quantity=exact(order.quantity),
-        filled_qty=exact(order.filled_qty),
-        status=order.status_string(),
-    )
+    side = position_id.rsplit("-", 1)[-1] if position_id else ""
+    return _view(order, side, "foreign", None, order.status_string())
 
 
 def build_snapshot(

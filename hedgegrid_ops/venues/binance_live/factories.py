@@ -23,6 +23,7 @@ from nautilus_trader.adapters.binance.common.urls import (
 from nautilus_trader.adapters.binance.factories import (
     get_cached_binance_futures_instrument_provider,
 )
+from nautilus_trader.adapters.binance.futures.providers import BinanceFuturesInstrumentProvider
 from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import LiveClock, MessageBus
 from nautilus_trader.core.nautilus_pyo3 import Quota
@@ -72,8 +73,30 @@ def _http_client(
     )
 
 
-def _environment(config: HedgegridBinanceDataClientConfig | HedgegridBinanceExecClientConfig):
-    return config.environment or BinanceEnvironment.LIVE
+AnyConfig = HedgegridBinanceDataClientConfig | HedgegridBinanceExecClientConfig
+
+
+def _shared(
+    config: AnyConfig, clock: LiveClock, msgbus: MessageBus
+) -> tuple[BinanceEnvironment, MonitoredBinanceHttpClient, BinanceFuturesInstrumentProvider]:
+    """The environment, and the HTTP client and instrument provider both clients share."""
+    environment = config.environment or BinanceEnvironment.LIVE
+    client = _http_client(
+        clock,
+        msgbus,
+        config.key_environment,
+        environment,
+        config.base_url_http,
+        config.rest_timeout,
+    )
+    provider = get_cached_binance_futures_instrument_provider(
+        client=client,
+        clock=clock,
+        account_type=_ACCOUNT,
+        config=config.instrument_provider,
+        venue=config.venue,
+    )
+    return environment, client, provider
 
 
 class HedgegridBinanceDataClientFactory(LiveDataClientFactory):
@@ -88,22 +111,7 @@ class HedgegridBinanceDataClientFactory(LiveDataClientFactory):
         cache: Cache,
         clock: LiveClock,
     ) -> HedgegridBinanceFuturesDataClient:
-        environment = _environment(config)
-        client = _http_client(
-            clock,
-            msgbus,
-            config.key_environment,
-            environment,
-            config.base_url_http,
-            config.rest_timeout,
-        )
-        provider = get_cached_binance_futures_instrument_provider(
-            client=client,
-            clock=clock,
-            account_type=_ACCOUNT,
-            config=config.instrument_provider,
-            venue=config.venue,
-        )
+        environment, client, provider = _shared(config, clock, msgbus)
         if config.base_url_ws is not None:
             market = get_usdm_ws_route_base_url(config.base_url_ws, "market")
             public = get_usdm_ws_route_base_url(config.base_url_ws, "public")
@@ -137,23 +145,8 @@ class HedgegridBinanceExecClientFactory(LiveExecClientFactory):
         cache: Cache,
         clock: LiveClock,
     ) -> HedgegridBinanceFuturesExecutionClient:
-        environment = _environment(config)
         creds = load_credentials(config.key_environment)
-        client = _http_client(
-            clock,
-            msgbus,
-            config.key_environment,
-            environment,
-            config.base_url_http,
-            config.rest_timeout,
-        )
-        provider = get_cached_binance_futures_instrument_provider(
-            client=client,
-            clock=clock,
-            account_type=_ACCOUNT,
-            config=config.instrument_provider,
-            venue=config.venue,
-        )
+        environment, client, provider = _shared(config, clock, msgbus)
         return HedgegridBinanceFuturesExecutionClient(
             loop=loop,
             client=client,

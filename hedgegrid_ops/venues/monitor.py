@@ -8,6 +8,9 @@ passed in, so the rules are unit-testable.
 Rules, most severe first:
 - a channel (``rest``, ``user_stream``, ``market_stream``) reported down -> degraded,
   with the channel's own sentence, until it reports up again;
+- a failure reported in the last ``failure_hold`` seconds -> degraded, even if the
+  channel answered again since: with several requests in flight one can time out
+  while the next succeeds, and an operator must still see that the venue is failing;
 - no market data for ``max_data_gap`` seconds (or none yet, once that long has
   passed since start-up) -> degraded.
 """
@@ -35,9 +38,11 @@ class VenueMonitor:
 
     max_data_gap: float
     clock: Callable[[], float] = time.monotonic
+    failure_hold: float = 5.0
     started: float = field(default=0.0)
     last_market_data: float | None = None
     channels: dict[str, ChannelState] = field(default_factory=dict)
+    last_failure: dict[str, tuple[float, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -47,6 +52,8 @@ class VenueMonitor:
 
     def on_connectivity(self, event: ConnectivityEvent) -> None:
         now = self.clock()
+        if not event.up:
+            self.last_failure[event.channel] = (now, event.detail)
         state = self.channels.get(event.channel)
         if state is None:
             self.channels[event.channel] = ChannelState(
@@ -72,6 +79,11 @@ class VenueMonitor:
             if state is not None and not state.up:
                 down_for = now - state.since
                 return f"venue {name.replace('_', ' ')} down for {down_for:.0f}s: {state.detail}"
+        for name in ("rest", "user_stream", "market_stream"):
+            failed = self.last_failure.get(name)
+            if failed is not None and now - failed[0] < self.failure_hold:
+                ago = now - failed[0]
+                return f"venue {name.replace('_', ' ')} failing ({ago:.0f}s ago): {failed[1]}"
         if self.last_market_data is None:
             if now - self.started > self.max_data_gap:
                 return f"no market data from the venue since start-up ({now - self.started:.0f}s)"

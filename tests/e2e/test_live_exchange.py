@@ -31,7 +31,7 @@ pytestmark = pytest.mark.e2e
 # Distinctive credentials: every output of the program is searched for them.
 KEY = "live-e2e-key-7f3a9c1d2b"
 SECRET = "live-e2e-secret-5e8b0a4f6c"
-OPS_KEY = "ops-e2e-key-41d2"
+OPS_KEY = "ops-e2e-control-key-41d2-9b7e-0c55-aa31"
 SPEED = "6"  # simulated minutes per wall second: 6 bars a second, funding every 80 s
 TOL = 1e-6
 
@@ -54,7 +54,7 @@ def _preflight_refusal(tmp_path: Path, exchange: ExchangeProcess, secret: str) -
         text=True,
         timeout=60,
     )
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == 2, proc.stderr  # start-up refused: one line, exit 2
     assert KEY not in proc.stderr + proc.stdout and secret not in proc.stderr + proc.stdout
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -323,7 +323,7 @@ def test_order_submit_5xx_and_429_degrade_and_recover(live: Live) -> None:
             )
             _force_new_orders()
 
-        reason = _degraded_then_healthy(live, fail, "venue rest down", recover=_restore_throttle)
+        reason = _degraded_then_healthy(live, fail, "venue rest", recover=_restore_throttle)
         assert f"HTTP {status}" in reason and f"code {code}" in reason
         # Every submission either got through on a retry or was rejected: none is left
         # in flight, and the program's open orders are exactly the exchange's.
@@ -358,7 +358,7 @@ def test_delayed_responses_time_out_and_orders_resolve(live: Live) -> None:
     def restore() -> None:
         live.api("POST", "/set-throttle", {"throttle": 1.0})
 
-    reason = _degraded_then_healthy(live, delay, "venue rest down", recover=restore)
+    reason = _degraded_then_healthy(live, delay, "venue rest", recover=restore)
     assert "got no answer in time" in reason
     live.admin("/admin/clear")
     # Nothing stays in flight: Nautilus's in-flight check queries what timed out.
@@ -377,7 +377,7 @@ def test_user_stream_loss_degrades_reconciles_and_recovers(live: Live, switch: s
         else:
             live.admin("/admin/listen-key/expire")
 
-    reason = _degraded_then_healthy(live, cause, "venue user stream down")
+    reason = _degraded_then_healthy(live, cause, "venue user stream")
     assert "reconciling" in reason
     events = [r for r in live.logs("venue_connectivity") if r["channel"] == "user_stream"]
     assert len(events) >= outages + 2 and events[-1]["up"] is True

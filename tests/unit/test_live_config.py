@@ -154,10 +154,17 @@ def test_monitor_channel_down_then_up() -> None:
     problem = monitor.problem() or ""
     assert problem.startswith("venue rest down for 3s") and "503" in problem
     monitor.on_connectivity(ConnectivityEvent("rest", True, "answering", 0))
+    # Answering again, but a failure 3 s ago still shows for the hold (5 s).
+    assert "venue rest failing (3s ago)" in (monitor.problem() or "")
+    clock.now += 2.5
+    monitor.on_market_data()
     assert monitor.problem() is None
     assert monitor.outages("rest") == 1
     monitor.on_connectivity(ConnectivityEvent("user_stream", False, "reconciling", 0))
     assert "user stream" in (monitor.problem() or "")
     monitor.on_connectivity(ConnectivityEvent("user_stream", True, "reconciled", 0))
+    assert "venue user stream failing" in (monitor.problem() or "")
+    clock.now += 5.1
+    monitor.on_market_data()
     assert monitor.problem() is None
     assert monitor.outages("user_stream") == 1

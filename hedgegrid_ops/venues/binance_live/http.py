@@ -9,7 +9,8 @@ and the execution engine's in-flight check queries the order and resolves it.
 
 Reachability: HTTP 5xx, 429/418 (rate limited or banned), transport errors and
 timeouts mark REST as down; any answer that is not one of those marks it up.
-Only transitions are published, so a flood of errors is one event.
+Every failure is published (the monitor keeps /health degraded for a few seconds
+after the last one); a success only when it ends a run of failures.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class MonitoredBinanceHttpClient(BinanceHttpClient):
         return body
 
     def _report(self, up: bool, detail: str) -> None:
-        if up == self._rest_up or self.on_connectivity is None:
+        if self.on_connectivity is None or (up and self._rest_up is not False):
             self._rest_up = up
             return
         self._rest_up = up

@@ -61,6 +61,16 @@ def _budget(value: str) -> int:
     return number
 
 
+def _backups(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {value!r}: not an integer") from None
+    if not 0 <= number <= 1000:
+        raise argparse.ArgumentTypeError(f"{number} must be 0..1000")
+    return number
+
+
 def _positive(value: str) -> float:
     try:
         number = float(value)
@@ -140,6 +150,20 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=Path("logs"),
         help="directory for trading.log, api_access.log, audit.log and Nautilus's log",
+    )
+    run.add_argument(
+        "--log-max-mb",
+        type=_budget,
+        default=50,
+        metavar="MB",
+        help="rotate each log file when it reaches this size (trading.log -> trading.log.1 ...)",
+    )
+    run.add_argument(
+        "--log-backups",
+        type=_backups,
+        default=5,
+        metavar="N",
+        help="rotated files kept per log (0: truncate instead of keeping any)",
     )
     run.add_argument(
         "--log-level",
@@ -376,7 +400,12 @@ def _start(args: argparse.Namespace, strategy: StrategyConfig, venue: AnyVenueCo
     from hedgegrid_ops.ops.service import OpsStartError
 
     try:
-        configure_logging(args.log_dir, level=args.log_level)
+        configure_logging(
+            args.log_dir,
+            level=args.log_level,
+            max_bytes=args.log_max_mb * 1024 * 1024,
+            backups=args.log_backups,
+        )
     except LogSetupError as exc:
         return _fail(f"--log-dir: {exc}")
     # SIGHUP is the log-rotation convention: reopen the files instead of dying. The

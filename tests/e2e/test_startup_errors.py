@@ -63,6 +63,8 @@ def test_unbounded_numbers_in_the_venue_config(
         (("--enable-ops", "--host", "0.0.0.0"), {}, "an API key is required when listening"),
         (("--enable-ops", "--metrics-require-key"), {}, "metrics_require_key needs an API key"),
         (("--log-level", "chatty"), {}, "--log-level"),
+        (("--log-backups", "-1"), {}, "--log-backups"),
+        (("--log-max-mb", "0"), {}, "--log-max-mb"),
     ],
 )
 def test_unsafe_or_blank_settings(

@@ -10,6 +10,7 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -51,24 +52,23 @@ def _port(value: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid port {value!r}: {detail}") from None
 
 
-def _budget(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid count {value!r}: not an integer") from None
-    if not 1 <= number <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"{number} must be 1..1000000")
-    return number
+def _int_in(kind: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in ``low..high``, else one line naming the problem."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind} {value!r}: not an integer") from None
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"invalid {kind} {number}: must be {low}..{high}")
+        return number
+
+    return parse
 
 
-def _backups(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid count {value!r}: not an integer") from None
-    if not 0 <= number <= 1000:
-        raise argparse.ArgumentTypeError(f"{number} must be 0..1000")
-    return number
+_budget = _int_in("count", 1, 1_000_000)
+_backups = _int_in("count", 0, 1000)
 
 
 def _positive(value: str) -> float:

@@ -281,9 +281,11 @@ async def serve_ops(
     prometheus_port: int = 0,
     node_running: Callable[[], bool] | None = None,
     stream: StreamSettings | None = None,
+    **settings_overrides: Any,
 ) -> AsyncIterator[Running]:
     """Start an OpsService on an ephemeral port with JSON logs under ``tmp_path/logs``.
 
+    ``settings_overrides`` are further ``OpsSettings`` fields (limits, CORS, ...).
     Logging is shut down (drained) on exit, so the log files are complete afterwards.
     """
     log_dir = tmp_path / "logs"
@@ -294,6 +296,7 @@ async def serve_ops(
         api_key=api_key,
         command_timeout=command_timeout,
         max_bar_age=max_bar_age,
+        **settings_overrides,
     )
     store = SnapshotStore()
     node_up = [True]

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -18,37 +17,17 @@ import aiohttp
 import orjson
 import pytest
 
-from hedgegrid_ops.logs import configure_logging, shutdown_logging
 from hedgegrid_ops.ops.limits import TokenBuckets, retry_after_header
 from hedgegrid_ops.ops.server import host_allowed
-from hedgegrid_ops.ops.service import OpsService
 from hedgegrid_ops.ops.settings import MIN_KEY_LENGTH, OpsSettings, is_loopback
-from hedgegrid_ops.snapshot import SnapshotStore
-from tests.support.inprocess import Running, StateTarget, make_snapshot
+from tests.support.inprocess import Running, StateTarget, make_snapshot, serve_ops
 
 KEY = "k" * 16 + "0123456789abcdef0123"  # 36 characters: a strong-enough key
 
 
-@asynccontextmanager
-async def serve(tmp_path: Path, **overrides: Any) -> AsyncIterator[Running]:
+def serve(tmp_path: Path, **overrides: Any) -> AbstractAsyncContextManager[Running]:
     """An OpsService with ``overrides`` applied to its settings and a StateTarget attached."""
-    log_dir = tmp_path / "logs"
-    configure_logging(log_dir, stdout=False)
-    settings = OpsSettings(**{"api_port": 0, "prometheus_port": 0, **overrides})
-    store = SnapshotStore()
-    target = StateTarget()
-    node_up = [True]
-    service = OpsService(settings, store, lambda: node_up[0])
-    bus = service.bus
-    bus.attach(target)
-    store.publish(make_snapshot())
-    await service.start()
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield Running(service, store, bus, target, http, log_dir, node_up)
-    finally:
-        await service.stop()
-        shutdown_logging()
+    return serve_ops(tmp_path, target=StateTarget(), snapshot=make_snapshot(), **overrides)
 
 
 async def raw_request(port: int, data: bytes, *, read_timeout: float = 5.0) -> tuple[int, bytes]:

@@ -218,6 +218,16 @@ class OrderDesk:
             self.ledger.mark_dead(cid)
         else:
             self.ledger.retry_cancel_from(cid, self._counters.bars_processed + 1)
+        if order is not None and order.is_closed:
+            # The usual race: the order filled (or expired) at the venue while our cancel
+            # was on its way, so the venue no longer knows it. Expected; not a warning.
+            self._log.info(
+                "cancel_rejected",
+                client_order_id=cid,
+                reason=event.reason,
+                why=f"order already {order.status_string().lower()} when the cancel arrived",
+            )
+            return
         self._log.warning("cancel_rejected", client_order_id=cid, reason=event.reason)
 
     def on_bar(self) -> None:

@@ -253,3 +253,14 @@ def test_a_healthy_node_fires_no_critical_alert(prometheus: Prometheus) -> None:
 @pytest.mark.parametrize("expr", all_exprs())
 def test_every_dashboard_query_returns_data(prometheus: Prometheus, expr: str) -> None:
     assert prometheus.vector(concrete(expr)), f"dashboard query answers nothing: {expr}"
+
+
+def test_the_prometheus_pages_the_docs_link_exist(prometheus: Prometheus) -> None:
+    """docs/operations.md links Prometheus's own pages; Debian's 2.42 serves them under
+    /classic/ only, so a link to /targets or /alerts would be a 404 for the reader."""
+    text = OPERATIONS_DOC.read_text(encoding="utf-8")
+    paths = sorted(set(re.findall(r"http://127\.0\.0\.1:9091(/[^`\s)]*)", text)))
+    assert paths, "docs/operations.md links no Prometheus page"
+    for path in paths:
+        status, _ = http_get(f"{prometheus.url}{path}")
+        assert status == 200, f"{path} answers {status} on this Prometheus"

@@ -8,6 +8,7 @@ without importing each other.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, get_args
@@ -56,3 +57,25 @@ class Actor:
     def __str__(self) -> str:
         auth = "api key" if self.key_used else "no key"
         return f"{self.client} ({auth}) req {self.request_id}"
+
+
+REQUEST_TAG_PREFIX = "request_id="
+
+
+def request_id_of(reason: str) -> str | None:
+    """The request id inside a command reason ("flatten by <actor>"), if it names one.
+
+    Reasons are built from :class:`Actor`, whose text ends in ``req <id>``; this reads
+    that part back so an order a command causes can carry the request that caused it.
+    """
+    _, marker, rest = reason.rpartition(" req ")
+    request_id = rest.split()[0] if marker and rest.strip() else None
+    return request_id if request_id and request_id != "-" else None
+
+
+def request_id_from_tags(tags: Iterable[str] | None) -> str | None:
+    """The request id an order was tagged with (``request_id=<id>``), if any."""
+    for tag in tags or ():
+        if tag.startswith(REQUEST_TAG_PREFIX):
+            return tag[len(REQUEST_TAG_PREFIX) :]
+    return None

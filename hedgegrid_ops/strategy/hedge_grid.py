@@ -49,7 +49,12 @@ from nautilus_trader.model.position import Position
 from nautilus_trader.trading.strategy import Strategy
 
 from hedgegrid_ops.api import FlattenResult, StartResult, StopResult, ThrottleResult
-from hedgegrid_ops.commands import CommandConflict, FlattenSide
+from hedgegrid_ops.commands import (
+    CommandConflict,
+    FlattenSide,
+    request_id_from_tags,
+    request_id_of,
+)
 from hedgegrid_ops.config import StrategyConfig
 from hedgegrid_ops.grid.diff import diff_ladder
 from hedgegrid_ops.grid.funding import FundingDecision, funding_guard, projected_funding_cost
@@ -249,6 +254,7 @@ class HedgeGridV1(Strategy):
         tag = parse_client_order_id(event.client_order_id.value)
         if tag is not None and tag.role is OrderRole.GRID:
             self.exits.note_entry_fill(tag.side, event.last_px.as_decimal())
+        order = self.cache.order(event.client_order_id)
         self.trading_log.info(
             "order_filled",
             client_order_id=event.client_order_id.value,
@@ -257,6 +263,11 @@ class HedgeGridV1(Strategy):
             qty=exact(event.last_qty),
             liquidity=liquidity,
             position_id=event.position_id.value if event.position_id else None,
+            commission=exact(event.commission),
+            commission_currency=event.commission.currency.code,
+            trade_id=event.trade_id.value,
+            venue_order_id=event.venue_order_id.value,
+            request_id=request_id_from_tags(order.tags) if order is not None else None,
         )
 
     def on_order_accepted(self, event: OrderAccepted) -> None:
@@ -401,8 +412,13 @@ class HedgeGridV1(Strategy):
             for s in sides
             if s not in already and self.open_position(s) is not None and s not in flattening
         ]
+        request_id = request_id_of(reason)
         for s in sides:
             if s not in already:
+                if request_id is not None:
+                    self.orders.close_causes[s] = request_id
+                else:
+                    self.orders.close_causes.pop(s, None)
                 self._start_flatten(s, reason)
         self.counters.flattens += 1
         self.trading_log.warning(

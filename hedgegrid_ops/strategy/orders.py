@@ -24,6 +24,7 @@ from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.model.orders import Order
 from nautilus_trader.trading.strategy import Strategy
 
+from hedgegrid_ops.commands import REQUEST_TAG_PREFIX, request_id_from_tags
 from hedgegrid_ops.grid.order_ids import format_client_order_id
 from hedgegrid_ops.grid.quantize import quantize_price
 from hedgegrid_ops.grid.types import InstrumentRules, OrderRole, PositionSide, Rung
@@ -64,6 +65,9 @@ class OrderDesk:
         self._reduce_only_exits = reduce_only_exits
         self.position_ids = {s: PositionId(f"{instrument_id}-{s.value}") for s in SIDES}
         self.ledger = OrderLedger()
+        # Request id of the control action that is closing each leg (a flatten): its
+        # close orders carry it as a ``request_id=<id>`` tag, so fills tie back to it.
+        self.close_causes: dict[PositionSide, str] = {}
         self._instrument: Instrument | None = None
         self._rules: InstrumentRules | None = None
         self._seq = 0
@@ -149,6 +153,9 @@ class OrderDesk:
             time_in_force=TimeInForce.IOC,
             reduce_only=self._reduce_only_exits,
             client_order_id=self._order_id(side, OrderRole.FLATTEN, 0),
+            tags=[f"{REQUEST_TAG_PREFIX}{cause}"]
+            if (cause := self.close_causes.get(side))
+            else None,
         )
         self.ledger.close_sent(order.client_order_id.value, self._counters.bars_processed)
         self._send(order, side)
@@ -167,6 +174,7 @@ class OrderDesk:
             qty=exact(order.quantity),
             price=exact(order.price) if order.has_price else None,
             position_id=self.position_ids[side].value,
+            request_id=request_id_from_tags(order.tags),
         )
         self.ledger.add(order.client_order_id.value)
         self._strategy.submit_order(order, position_id=self.position_ids[side])

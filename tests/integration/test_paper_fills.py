@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import json
 import signal
 import sys
 import tempfile
@@ -33,6 +34,7 @@ BOOK_TOP_BTC = (0.004, 0.012)  # quoted sizes smaller than the legs the grid bui
 BASE_QTY = "0.01"
 LEG_OVER_TOP_BTC = 0.03
 MIN_CLOSABLE_BTC = 0.002  # 100 USDT minimum notional at ~60k
+REQUEST_ID = "req-7e3748a38f03"
 
 
 async def _until(predicate: Callable[[], bool], timeout: float) -> bool:
@@ -50,6 +52,7 @@ async def _scenario(log_dir: Path) -> dict[str, Any]:
     from nautilus_trader.model.enums import LiquiditySide, OrderStatus
     from nautilus_trader.model.events import OrderCanceled, OrderFilled
 
+    from hedgegrid_ops.commands import Actor
     from hedgegrid_ops.config import load_strategy_config, load_venue_config
     from hedgegrid_ops.grid.order_ids import parse_client_order_id
     from hedgegrid_ops.grid.types import OrderRole
@@ -104,7 +107,9 @@ async def _scenario(log_dir: Path) -> dict[str, Any]:
             lambda: len(legs()) == 2 and min(legs().values()) >= LEG_OVER_TOP_BTC, 90
         )
         facts["legs_at_flatten"] = legs()
-        strategy.control_flatten("both", "test: flatten bigger than the top of the book")
+        # The reason as the command bus builds it for an HTTP request with this id.
+        actor = Actor(client="127.0.0.1", key_used=False, request_id=REQUEST_ID)
+        strategy.control_flatten("both", f"flatten by {actor}")
         facts["flat"] = await _until(
             lambda: strategy.trading_state is TradingState.PAUSED and not legs(), 30
         )
@@ -184,6 +189,7 @@ def _quote_at(quotes: list[list[float]], ts: int) -> list[float]:
 def test_a_flatten_bigger_than_the_book_fills_only_at_offered_prices() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         facts = run_child("tests.integration.test_paper_fills", tmp)
+        log = [json.loads(ln) for ln in (Path(tmp) / "trading.log").read_text().splitlines()]
     assert facts["legs_big"], f"the legs never grew past the book: {facts['legs_at_flatten']}"
     quotes = facts["quotes"]
     closes = facts["closes"]
@@ -211,6 +217,20 @@ def test_a_flatten_bigger_than_the_book_fills_only_at_offered_prices() -> None:
     if not facts["flat"]:
         assert "below the venue's minimum" in facts["reason"], facts["reason"]
         assert all(qty < MIN_CLOSABLE_BTC for qty in facts["legs_after"].values()), facts
+
+    # Every fill in the trading log carries what the venue reported about it, and every
+    # fill of a close carries the request id of the flatten that caused it.
+    close_ids = {c["id"] for c in closes}
+    fills_logged = [e for e in log if e["event"] == "order_filled"]
+    assert len(fills_logged) == facts["maker_fills_in_cache"] + facts["taker_fills_in_cache"]
+    for entry in fills_logged:
+        assert entry["trade_id"] and entry["venue_order_id"], entry
+        assert entry["liquidity"] in ("maker", "taker") and entry["commission"] > 0, entry
+        assert entry["commission_currency"] == "USDT", entry
+        expected = REQUEST_ID if entry["client_order_id"] in close_ids else None
+        assert entry["request_id"] == expected, entry
+    sent = [e for e in log if e["event"] == "order_submitted" and e["client_order_id"] in close_ids]
+    assert sent and all(e["request_id"] == REQUEST_ID for e in sent)
 
     # maker_ratio / fills_total{liquidity} come from these counters: they match the venue.
     assert facts["counters"] == {

@@ -53,7 +53,7 @@ OPERATIONS = ROOT / "docs" / "operations.md"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 DOC_API = "http://localhost:8080"
 DOC_METRICS = "http://localhost:9090"
-TOOLS = ("curl", "jq", "promtool", "prometheus", "openssl")
+TOOLS = ("curl", "jq", "promtool", "prometheus", "openssl", "amtool")
 RESPONSE_LANGS = {"json", "text"}
 
 

@@ -298,6 +298,19 @@ async def test_the_page_fits_a_phone(service: RunningService, browser: str, tmp_
         assert width <= 390, f"the page is {width}px wide on a 390px phone"
 
 
+async def test_the_indicator_shows_when_the_stream_is_down(
+    service: RunningService, browser: str, tmp_path: Path
+) -> None:
+    """Last in the module: it stops the program."""
+    async with open_page(browser, tmp_path / "profile", host_of(service)) as page:
+        await open_with_key(page, service)
+        await page.wait_for("document.querySelector('#conn').dataset.conn === 'live'", timeout=30)
+        await asyncio.to_thread(service.stop)
+        await page.wait_for("document.querySelector('#conn').dataset.conn === 'down'", timeout=30)
+        text = await page.evaluate("document.querySelector('#conn-text').textContent")
+        assert text.startswith("disconnected"), text
+
+
 def assert_only_local(page: Page, svc: RunningService) -> None:
     origin = urllib.parse.urlsplit(svc.api_url).netloc
     assert page.requests, "no request was recorded"

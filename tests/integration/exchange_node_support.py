@@ -40,6 +40,9 @@ IID = InstrumentId.from_str("BTCUSDT-PERP.BINANCE")
 BAR_TYPE = BarType.from_str("BTCUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL")
 LONG_ID = PositionId(f"{IID}-LONG")
 SHORT_ID = PositionId(f"{IID}-SHORT")
+# How long a scenario waits for an order event: liveness only, generous because the
+# machine running the suite may be heavily shared (no speed is asserted).
+EVENT_TIMEOUT = 30.0
 
 
 @dataclass

@@ -21,7 +21,14 @@ from nautilus_trader.model.enums import OrderSide, OrderStatus, TimeInForce
 
 from tests.child import emit_result, run_child
 from tests.exchange_support import ExchangeProcess, admin
-from tests.integration.exchange_node_support import BAR_TYPE, Probe, Seen, run_scenario, wait_for
+from tests.integration.exchange_node_support import (
+    BAR_TYPE,
+    EVENT_TIMEOUT,
+    Probe,
+    Seen,
+    run_scenario,
+    wait_for,
+)
 from tests.integration.exchange_node_support import IID as iid
 from tests.integration.exchange_node_support import LONG_ID as long_id
 from tests.integration.exchange_node_support import SHORT_ID as short_id
@@ -49,14 +56,17 @@ async def trading_scenario(probe: Probe, seen: Seen, rest_url: str, token: str) 
         iid, OrderSide.BUY, inst.make_qty(0.01), inst.make_price(bid * 0.95), post_only=True
     )
     probe.submit_order(po, position_id=long_id)
-    await wait_for(lambda: po.status == OrderStatus.ACCEPTED, 10, "accept", seen)
+    await wait_for(lambda: po.status == OrderStatus.ACCEPTED, EVENT_TIMEOUT, "accept", seen)
     new_price = inst.make_price(bid * 0.96)
     probe.modify_order(po, price=new_price)
     await wait_for(
-        lambda: po.price == new_price and po.status == OrderStatus.ACCEPTED, 10, "modify", seen
+        lambda: po.price == new_price and po.status == OrderStatus.ACCEPTED,
+        EVENT_TIMEOUT,
+        "modify",
+        seen,
     )
     probe.cancel_order(po)
-    await wait_for(lambda: po.status == OrderStatus.CANCELED, 10, "cancel", seen)
+    await wait_for(lambda: po.status == OrderStatus.CANCELED, EVENT_TIMEOUT, "cancel", seen)
     out["post_only"] = {"venue_order_id": str(po.venue_order_id), "price": str(po.price)}
 
     # 2. post-only that would take: rejected as post-only.
@@ -64,17 +74,19 @@ async def trading_scenario(probe: Probe, seen: Seen, rest_url: str, token: str) 
         iid, OrderSide.BUY, inst.make_qty(0.01), inst.make_price(ask * 1.01), post_only=True
     )
     probe.submit_order(cross, position_id=long_id)
-    await wait_for(lambda: cross.status == OrderStatus.REJECTED, 10, "post-only reject", seen)
+    await wait_for(
+        lambda: cross.status == OrderStatus.REJECTED, EVENT_TIMEOUT, "post-only reject", seen
+    )
 
     # 3. market buy: filled as taker.
     mkt = fac.market(iid, OrderSide.BUY, inst.make_qty(0.01))
     probe.submit_order(mkt, position_id=long_id)
-    await wait_for(lambda: mkt.status == OrderStatus.FILLED, 10, "market fill", seen)
+    await wait_for(lambda: mkt.status == OrderStatus.FILLED, EVENT_TIMEOUT, "market fill", seen)
 
     # 4. far too big for the margin: -2019.
     big = fac.market(iid, OrderSide.BUY, inst.make_qty(100))
     probe.submit_order(big, position_id=long_id)
-    await wait_for(lambda: big.status == OrderStatus.REJECTED, 10, "margin reject", seen)
+    await wait_for(lambda: big.status == OrderStatus.REJECTED, EVENT_TIMEOUT, "margin reject", seen)
 
     # 5. a marketable limit larger than any displayed size (at most 8 BTC), sent
     #    while the market is paused so the quote cannot move away: a partial
@@ -85,21 +97,25 @@ async def trading_scenario(probe: Probe, seen: Seen, rest_url: str, token: str) 
     quote = cache.quote_tick(iid)
     part = fac.limit(iid, OrderSide.BUY, inst.make_qty(8.5), quote.ask_price)
     probe.submit_order(part, position_id=long_id)
-    await wait_for(lambda: part.status == OrderStatus.PARTIALLY_FILLED, 10, "partial", seen)
+    await wait_for(
+        lambda: part.status == OrderStatus.PARTIALLY_FILLED, EVENT_TIMEOUT, "partial", seen
+    )
     #    An IOC sell of the same size on the SHORT leg: the displayed bid fills, the
     #    remainder expires.
     ioc = fac.limit(
         iid, OrderSide.SELL, inst.make_qty(8.5), quote.bid_price, time_in_force=TimeInForce.IOC
     )
     probe.submit_order(ioc, position_id=short_id)
-    await wait_for(lambda: ioc.status == OrderStatus.EXPIRED, 10, "IOC remainder expired", seen)
+    await wait_for(
+        lambda: ioc.status == OrderStatus.EXPIRED, EVENT_TIMEOUT, "IOC remainder expired", seen
+    )
     await asyncio.to_thread(admin, rest_url, token, "/admin/market/resume")
     await wait_for(lambda: len(part.trade_ids) >= 2, 30, "two fills", seen)
     if part.is_open:
         probe.cancel_order(part)
     await wait_for(
         lambda: part.status in (OrderStatus.CANCELED, OrderStatus.FILLED),
-        10,
+        EVENT_TIMEOUT,
         "cancel partial",
         seen,
     )

@@ -20,6 +20,7 @@ from nautilus_trader.model.enums import OrderSide, OrderStatus
 from tests.child import emit_result, run_child
 from tests.exchange_support import ExchangeProcess, admin
 from tests.integration.exchange_node_support import (
+    EVENT_TIMEOUT,
     IID,
     LONG_ID,
     Probe,
@@ -49,7 +50,9 @@ async def faults_scenario(probe: Probe, seen: Seen, rest_url: str, token: str) -
         IID, OrderSide.BUY, inst.make_qty(0.01), inst.make_price(bid * 0.9), post_only=True
     )
     probe.submit_order(resting, position_id=LONG_ID)
-    await wait_for(lambda: resting.status == OrderStatus.ACCEPTED, 10, "resting accepted", seen)
+    await wait_for(
+        lambda: resting.status == OrderStatus.ACCEPTED, EVENT_TIMEOUT, "resting accepted", seen
+    )
     opened = await market_buy(0.02, "open")
 
     async def user_stream_back() -> None:

@@ -56,13 +56,14 @@ class HedgegridBinanceFuturesDataClient(BinanceFuturesDataClient):
         return None
 
     async def _reconnect(self) -> None:
-        self._msgbus.publish(
-            CONNECTIVITY_TOPIC,
-            ConnectivityEvent(
-                "market_stream",
-                True,
-                "market data stream reconnected and re-subscribed",
-                self._clock.timestamp_ns(),
-            ),
-        )
+        # Called once the Rust client has reconnected: the drop itself is only known now.
+        # Reported as a failure (health holds it briefly) followed by the recovery.
+        now = self._clock.timestamp_ns()
+        for up, detail in (
+            (False, "market data stream dropped; reconnected, re-subscribing"),
+            (True, "market data stream reconnected and re-subscribed"),
+        ):
+            self._msgbus.publish(
+                CONNECTIVITY_TOPIC, ConnectivityEvent("market_stream", up, detail, now)
+            )
         await super()._reconnect()

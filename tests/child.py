@@ -58,3 +58,23 @@ def run_child(module: str, *args: str, timeout: float = 180) -> Any:
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     assert len(lines) == 1, proc.stdout[-4000:]
     return json.loads(lines[0].removeprefix(RESULT_PREFIX))
+
+
+def drive_in_child(scenario: Any, log_dir: Path) -> Any:
+    """Run ``scenario(log_dir, built)`` on a fresh loop with the JSON logs in ``log_dir``.
+
+    The scenario appends every service it builds to ``built``; their nodes are disposed
+    of here, after the loop has ended (Nautilus requires it), then logging is shut down.
+    """
+    import asyncio
+
+    from hedgegrid_ops.logs import configure_logging, shutdown_logging
+
+    built: list[Any] = []
+    configure_logging(log_dir, stdout=False)
+    try:
+        return asyncio.run(scenario(log_dir, built))
+    finally:
+        for service in built:
+            service.node.dispose()
+        shutdown_logging()

@@ -109,24 +109,25 @@ def render_charts(
     times = _times([s.ts_ns for s in samples])
     equity = equity_curve(samples, funding)
     charts: dict[str, str] = {}
+
+    def finish(key: str, fig: Any, ax: Any, title: str, legend: bool = False) -> None:
+        ax.set_title(title)
+        ax.xaxis_date()
+        if legend:
+            ax.legend(loc="upper left")
+        ax.grid(alpha=0.3)
+        charts[key] = _png(fig)
+        plt.close(fig)
+
     try:
         fig, ax = plt.subplots(figsize=(10, 3))
         ax.plot(times, equity, color="tab:blue", linewidth=1)
-        ax.set_title("Equity (balance + unrealized + funding), USDT")
-        ax.xaxis_date()
-        ax.grid(alpha=0.3)
-        charts["equity"] = _png(fig)
-        plt.close(fig)
+        finish("equity", fig, ax, "Equity (balance + unrealized + funding), USDT")
 
         fig, ax = plt.subplots(figsize=(10, 3))
         ax.step(times, [s.long_qty for s in samples], where="post", label="LONG", color="green")
         ax.step(times, [s.short_qty for s in samples], where="post", label="SHORT", color="red")
-        ax.set_title("Position per leg, BTC")
-        ax.xaxis_date()
-        ax.legend(loc="upper left")
-        ax.grid(alpha=0.3)
-        charts["positions"] = _png(fig)
-        plt.close(fig)
+        finish("positions", fig, ax, "Position per leg, BTC", legend=True)
 
         fig, ax = plt.subplots(figsize=(10, 4))
         ax.plot(times, [s.price for s in samples], color="black", linewidth=0.8, label="mid")
@@ -140,20 +141,11 @@ def render_charts(
                 marker=marker,
                 label=f"{side.lower()} fills",
             )
-        ax.set_title("Price with fills")
-        ax.xaxis_date()
-        ax.legend(loc="upper left")
-        ax.grid(alpha=0.3)
-        charts["price"] = _png(fig)
-        plt.close(fig)
+        finish("price", fig, ax, "Price with fills", legend=True)
 
         fig, ax = plt.subplots(figsize=(10, 2.5))
         ax.fill_between(times, drawdown_curve(equity), 0, color="tab:red", alpha=0.4, step="post")
-        ax.set_title("Drawdown from the running peak, USDT")
-        ax.xaxis_date()
-        ax.grid(alpha=0.3)
-        charts["drawdown"] = _png(fig)
-        plt.close(fig)
+        finish("drawdown", fig, ax, "Drawdown from the running peak, USDT")
     finally:
         plt.close("all")
     return charts

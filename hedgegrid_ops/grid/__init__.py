@@ -1,4 +1,5 @@
-"""Pure grid maths: ladder, quantisation, throttle, regime, funding, exits, order diff.
+"""Pure grid maths: ladder, quantisation, throttle, regime, funding, exits, order diff,
+kill-switch breakers.
 
 Nothing in this package may import Nautilus: it works on ``Decimal`` prices and
 quantities and ``float`` indicators only, so that every trading decision can be

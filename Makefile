@@ -12,7 +12,7 @@ PYTHON_BOOT := $(shell for c in python3.13 python3.12 python3 \
 	  if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
 	    command -v $$c; break; fi; done)
 
-.PHONY: install run rehearse test test-fast bench bench-exchange bench-events lint fmt clean
+.PHONY: install run rehearse test test-fast soak bench bench-exchange bench-events lint fmt clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@if [ -z "$(PYTHON_BOOT)" ]; then echo "error: no Python >= 3.12 found (PATH or pyenv)" >&2; exit 2; fi
@@ -36,6 +36,10 @@ test: $(STAMP)
 # The inner loop: unit tests only, no external programs, fewer Hypothesis examples.
 test-fast: $(STAMP)
 	$(PY) -m pytest -q tests/unit -m "not tools" --hypothesis-profile=fast -p no:cacheprovider $(ARGS)
+
+# At least 10 minutes of the fast market: RSS flat after warm-up, 20 clients on the API.
+soak: $(STAMP)
+	$(PY) -m pytest -q -s -m soak $(ARGS)
 
 bench: $(STAMP)
 	bash .ci/install-tools

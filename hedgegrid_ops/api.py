@@ -26,7 +26,14 @@ import msgspec
 
 from hedgegrid_ops.commands import Action, FlattenSide
 from hedgegrid_ops.grid.types import PositionSide, Regime
-from hedgegrid_ops.snapshot import Counters, OrderView, RungView, SideState, TradingState
+from hedgegrid_ops.snapshot import (
+    Counters,
+    KillSwitchView,
+    OrderView,
+    RungView,
+    SideState,
+    TradingState,
+)
 
 __all__ = [
     "COMMAND_ROUTES",
@@ -200,6 +207,7 @@ class Status(msgspec.Struct, frozen=True):
     uptime: float
     last_bar: float | None
     last_bar_event_time: float | None
+    kill_switch: KillSwitchView
 
 
 class Ladders(msgspec.Struct, frozen=True):

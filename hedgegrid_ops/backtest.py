@@ -99,12 +99,15 @@ def run_backtest(
     progress: Progress | None = None,
     schedule: Sequence[Scheduled] = (),
     latency_model: LatencyModel | None = None,
+    silent_minutes: range | None = None,
 ) -> BacktestRun:
     """Run the strategy to the end of the market; the caller disposes ``run.engine``.
 
     ``schedule`` makes calls on the strategy during the run (minutes from the start of
     the market); ``latency_model`` delays the venue's handling of orders and cancels
-    (by default it answers at once).
+    (by default it answers at once). ``silent_minutes`` drops every market-data item of
+    those minutes (from the start of the market): a feed stall, for the stale-data
+    protection.
     """
     market = venue_config.market
     source, total = market_source(venue_config, minutes, klines)
@@ -143,10 +146,19 @@ def run_backtest(
             start_ns + int(item.after_minutes * NS_PER_MINUTE),
             lambda _event, action=item.action: action(strategy),
         )
+    silent = None
+    if silent_minutes is not None:
+        silent = range(
+            start_ns + silent_minutes.start * NS_PER_MINUTE,
+            start_ns + silent_minutes.stop * NS_PER_MINUTE,
+        )
     done = 0
     while done < total:
         n = min(CHUNK_MINUTES, total - done)
-        engine.add_data(_chunk(source, n))
+        data = _chunk(source, n)
+        if silent is not None:
+            data = [d for d in data if d.ts_init not in silent]
+        engine.add_data(data)
         engine.run(streaming=True)
         engine.clear_data()
         done += n

@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import msgspec
 import orjson
@@ -30,6 +30,9 @@ from hedgegrid_ops.config import (
 )
 from hedgegrid_ops.ops.settings import DEFAULT_MAX_BAR_AGE, OpsSettings, check_port
 from hedgegrid_ops.venues.sim.listing import unprovided_instrument
+
+if TYPE_CHECKING:
+    from hedgegrid_ops.state import SavedState, StateStore
 
 EXIT_USAGE = 2
 DEFAULT_STRATEGY = Path("configs/strategies/hedge_grid_v1.yaml")
@@ -146,6 +149,13 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         "until Ctrl-C / SIGTERM instead of stopping with the summary",
     )
     run.add_argument(
+        "--purge-interval",
+        type=_positive,
+        default=60.0,
+        help="seconds between purges of closed orders, closed positions and old account "
+        "events from memory (each purge drops what is older than this)",
+    )
+    run.add_argument(
         "--log-dir",
         type=Path,
         default=Path("logs"),
@@ -171,6 +181,13 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         default="INFO",
         help="lowest level written to stdout and trading.log (audit and access lines always)",
+    )
+    run.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ.get("HEDGEGRID_STATE_DIR") or "state"),
+        help="directory of the state that survives restarts (trading state, throttle, "
+        "kill-switch baselines, audit trail); env HEDGEGRID_STATE_DIR",
     )
     ops = run.add_argument_group("operations layer (HTTP control, /metrics, /health)")
     ops.add_argument(
@@ -388,6 +405,32 @@ def _start(args: argparse.Namespace, strategy: StrategyConfig, venue: AnyVenueCo
         if key_warning is not None and args.mode == "live":
             return _fail(f"{key_warning}; live mode refuses a short key")
 
+    from hedgegrid_ops.state import StateError, StateStore, load_saved
+
+    try:
+        state = StateStore.open(args.state_dir)
+    except StateError as exc:
+        return _fail(str(exc))
+    try:
+        saved = load_saved(state)
+    except StateError as exc:
+        state.close()
+        return _fail(str(exc))
+    try:
+        return _run(args, strategy, venue, ops_settings, key_warning, state, saved)
+    finally:
+        state.close()
+
+
+def _run(
+    args: argparse.Namespace,
+    strategy: StrategyConfig,
+    venue: AnyVenueConfig,
+    ops_settings: OpsSettings | None,
+    key_warning: str | None,
+    state: StateStore,
+    saved: SavedState,
+) -> int:
     from hedgegrid_ops.logs import (
         LogSetupError,
         configure_logging,
@@ -424,7 +467,14 @@ def _start(args: argparse.Namespace, strategy: StrategyConfig, venue: AnyVenueCo
             "speed": venue.market.speed,
             "replay": str(args.replay) if args.replay else None,
         }
-    log.info("starting", mode=args.mode, ops=bool(ops_settings), **where)
+    log.info(
+        "starting",
+        mode=args.mode,
+        ops=bool(ops_settings),
+        state_dir=str(args.state_dir),
+        restored_state=saved.control.trading_state if saved.control else None,
+        **where,
+    )
     options = RunOptions(
         strategy=strategy,
         venue=venue,
@@ -433,6 +483,9 @@ def _start(args: argparse.Namespace, strategy: StrategyConfig, venue: AnyVenueCo
         replay=args.replay,
         hold_after_replay=args.hold_after_replay,
         ops=ops_settings,
+        state=state,
+        saved=saved,
+        purge_interval=args.purge_interval,
     )
     try:
         result = run_paper(options)

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 import yaml
 
+from hedgegrid_ops.grid.breakers import RiskLimits
+
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 UnitFloat = Annotated[float, msgspec.Meta(ge=0, le=1)]
 Levels = Annotated[int, msgspec.Meta(ge=0, le=99)]
@@ -82,6 +84,47 @@ class ThrottleSection(_Frozen, frozen=True):
     passive_step_multiplier: Annotated[float, msgspec.Meta(ge=1.0, le=10.0)]
 
 
+Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]
+
+
+class StaleDataSection(_Frozen, frozen=True):
+    """What to do when no market data (quote, trade or bar) arrives for a while."""
+
+    max_age_seconds: Annotated[float, msgspec.Meta(gt=0, le=86_400)]
+    cancel_exits: bool  # also cancel take-profits/stop-losses (default keeps them working)
+    resume_when_fresh: bool  # go back to running by itself once data flows again
+
+
+class RiskSection(_Frozen, frozen=True):
+    """Kill switch: each limit trips a flatten + halt; ``null`` switches that breaker off."""
+
+    max_drawdown_fraction: Fraction | None  # equity below its session peak, 0.1 = 10 %
+    max_session_loss_fraction: Fraction | None  # equity below the session start
+    max_position_qty: Annotated[str, msgspec.Meta(pattern=r"^\d+(\.\d+)?$")] | None  # per side
+    max_position_notional_usdt: Annotated[float, msgspec.Meta(gt=0, le=1e12)] | None  # per side
+    max_margin_ratio: Annotated[float, msgspec.Meta(gt=0, le=100)] | None
+    stale_data: StaleDataSection | None
+
+    def __post_init__(self) -> None:
+        if self.max_position_qty is not None and Decimal(self.max_position_qty) <= 0:
+            raise ValueError("max_position_qty must be > 0")
+
+    def limits(self) -> RiskLimits:
+        """The section as the pure breaker module's ``RiskLimits``."""
+        return RiskLimits(
+            max_drawdown_fraction=self.max_drawdown_fraction,
+            max_session_loss_fraction=self.max_session_loss_fraction,
+            max_position_qty=(
+                Decimal(self.max_position_qty) if self.max_position_qty is not None else None
+            ),
+            max_position_notional_usdt=self.max_position_notional_usdt,
+            max_margin_ratio=self.max_margin_ratio,
+            max_data_age_seconds=(
+                self.stale_data.max_age_seconds if self.stale_data is not None else None
+            ),
+        )
+
+
 class StrategyConfig(_Frozen, frozen=True):
     """configs/strategies/hedge_grid_v1.yaml"""
 
@@ -93,6 +136,7 @@ class StrategyConfig(_Frozen, frozen=True):
     regime: RegimeSection
     funding: FundingSection
     throttle: ThrottleSection
+    risk: RiskSection
 
     def __post_init__(self) -> None:
         if not self.bar_type.startswith(f"{self.instrument_id}-1-MINUTE-"):

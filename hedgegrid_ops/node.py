@@ -32,13 +32,16 @@ from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.identifiers import TraderId
 
 from hedgegrid_ops.config import AnyVenueConfig, BinanceVenueConfig, StrategyConfig
+from hedgegrid_ops.housekeeping import DEFAULT_PURGE_INTERVAL, purge_forever
 from hedgegrid_ops.logs import get_logger
 from hedgegrid_ops.loop_bridge import LoopBridge
+from hedgegrid_ops.ops.audit import add_audit_listener, remove_audit_listener
 from hedgegrid_ops.ops.service import OpsService
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.report.figures import Figures, compute_figures
 from hedgegrid_ops.report.recorder import RunRecorder, fills_from_cache
 from hedgegrid_ops.snapshot import SnapshotStore, StrategySnapshot
+from hedgegrid_ops.state import SavedState, StateSaver, StateStore
 from hedgegrid_ops.strategy import HedgeGridV1
 from hedgegrid_ops.strategy.config import VenueBehaviour
 from hedgegrid_ops.venues.sim.config import SimDataClientConfig
@@ -61,6 +64,9 @@ class RunOptions:
     hold_after_replay: bool = False
     ops: OpsSettings | None = None
     nautilus_log_level_file: str = "INFO"
+    state: StateStore | None = None  # the state directory; None keeps nothing across restarts
+    saved: SavedState | None = None  # what the previous run left in it
+    purge_interval: float = DEFAULT_PURGE_INTERVAL  # seconds between cache purges
 
 
 class StartupError(Exception):
@@ -153,6 +159,7 @@ class PaperService:
     bridge: LoopBridge
     ops: OpsService | None
     recorder: RunRecorder = field(default_factory=RunRecorder)
+    saver: StateSaver | None = None
 
 
 def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> PaperService:
@@ -169,12 +176,20 @@ def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> Paper
     else:
         node.add_data_client_factory(SIM_CLIENT_KEY, SimLiveDataClientFactory)
         node.add_exec_client_factory(options.venue.venue, SandboxLiveExecClientFactory)
+    saver = None
+    if options.state is not None:
+        options.state.on_error = lambda error: log.error("state_write_failed", error=error)
+        options.state.start()  # the writer thread: the loop only ever enqueues
+        saver = StateSaver(options.state)
+        add_audit_listener(saver.audit)  # the audit trail is also kept in the state directory
     strategy = HedgeGridV1(
         options.strategy,
         reduce_only_exits=False,
         venue=_venue_behaviour(options.venue),
         store=store,
         loop_bridge=bridge,
+        saved=options.saved,
+        state_saver=saver,
     )
     node.trader.add_strategy(strategy)
     node.build()
@@ -193,13 +208,16 @@ def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> Paper
         )
         ops.bus.attach(strategy)  # without the ops layer nothing could send a command
         ops.tap(node.kernel.msgbus, str(strategy.id))  # fills and order events for /events
-    service = PaperService(node, strategy, store, bridge, ops)
+    service = PaperService(node, strategy, store, bridge, ops, saver=saver)
     store.subscribe(service.recorder)  # per-bar samples for the summary's figures
     return service
 
 
 async def run_service(
-    service: PaperService, duration: float | None, hold_after_replay: bool = False
+    service: PaperService,
+    duration: float | None,
+    hold_after_replay: bool = False,
+    purge_interval: float = DEFAULT_PURGE_INTERVAL,
 ) -> None:
     """Run until ``duration`` seconds pass or a stop signal arrives, then stop cleanly."""
     log = get_logger("node")
@@ -223,6 +241,10 @@ async def run_service(
 
     service.node.kernel.msgbus.subscribe(REPLAY_FINISHED_TOPIC, replay_finished)
     run_task = loop.create_task(service.node.run_async(), name="nautilus-node")
+    kernel = service.node.kernel
+    purger = loop.create_task(
+        purge_forever(kernel.cache, kernel.clock, purge_interval), name="cache-purge"
+    )
     waiter = loop.create_task(stop.wait())
     try:
         done, _ = await asyncio.wait(
@@ -233,6 +255,7 @@ async def run_service(
         log.info("shutdown", reason=stop_reason[0] if stop.is_set() else "duration elapsed")
     finally:
         waiter.cancel()
+        purger.cancel()
         await service.node.stop_async()
         run_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -240,6 +263,8 @@ async def run_service(
         service.bridge.close()
         if service.ops is not None:
             await service.ops.stop()  # also closes the command bus
+        if service.saver is not None:
+            remove_audit_listener(service.saver.audit)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
@@ -306,7 +331,9 @@ def run_paper(options: RunOptions) -> dict[str, Any]:
             await _preflight(options.venue)
         service = build_service(options, asyncio.get_running_loop())
         holder["service"] = service
-        await run_service(service, options.duration, options.hold_after_replay)
+        await run_service(
+            service, options.duration, options.hold_after_replay, options.purge_interval
+        )
 
     try:
         asyncio.run(main())

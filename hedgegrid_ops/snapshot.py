@@ -21,7 +21,7 @@ class TradingState(StrEnum):
     RUNNING = "running"  # grid orders are placed and maintained
     PAUSED = "paused"  # grid orders cancelled, exits kept
     FLATTENING = "flattening"  # closing positions; becomes PAUSED once flat
-    HALTED = "halted"  # stopped by a fault or by the node shutting down
+    HALTED = "halted"  # stopped by the kill switch (POST /start re-arms), a fault or shutdown
 
 
 class SideState(msgspec.Struct, frozen=True):
@@ -81,6 +81,19 @@ class Counters(msgspec.Struct, frozen=True):
     recenters: int = 0
 
 
+class KillSwitchView(msgspec.Struct, frozen=True):
+    """The kill switch as of the snapshot: baselines, the trip in force, trips so far."""
+
+    tripped: bool = False  # a breaker halted trading; POST /start re-arms it
+    breaker: str | None = None  # name of the breaker of the last trip
+    reason: str | None = None  # breaker, measured value and limit of the last trip
+    tripped_at: float | None = None  # wall-clock unix seconds of the last trip
+    session_start_equity: float | None = None  # None until the first real account state
+    peak_equity: float | None = None
+    market_data_age_seconds: float | None = None  # since the last quote or bar (None: none yet)
+    trips: dict[str, int] = msgspec.field(default_factory=dict)  # per breaker, kept across restarts
+
+
 class StrategySnapshot(msgspec.Struct, frozen=True):
     """Everything an operator may ask about, as of ``timestamp`` (unix seconds, wall clock)."""
 
@@ -115,6 +128,7 @@ class StrategySnapshot(msgspec.Struct, frozen=True):
     # Live mode: open orders on our instrument that this strategy did not place (by hand,
     # another program). Reported, never touched; role "foreign".
     foreign_orders: tuple[OrderView, ...] = ()
+    kill_switch: KillSwitchView = KillSwitchView()
 
     @property
     def total_pnl(self) -> float:

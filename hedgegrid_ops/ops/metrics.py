@@ -17,6 +17,7 @@ from importlib import metadata
 from aioprometheus import Counter, Gauge, Histogram, Registry
 
 import hedgegrid_ops
+from hedgegrid_ops.grid.breakers import Breaker
 from hedgegrid_ops.grid.types import Regime
 from hedgegrid_ops.logs import sink_stats
 from hedgegrid_ops.ops.exposition import CONTENT_TYPE, LabelKeys, count, observe, render_text
@@ -136,6 +137,20 @@ class OpsMetrics:
             "hedgegrid_fees_paid_usdt", "Commissions of our fills since start in USDT"
         )
         self.flattens = counter("hedgegrid_flattens_total", "Flatten operations")
+        self.kill_switch_trips = counter(
+            "hedgegrid_kill_switch_trips_total",
+            "Kill-switch trips by breaker (kept in the state directory across restarts)",
+        )
+        self.kill_switch_tripped = gauge(
+            "hedgegrid_kill_switch_tripped",
+            "1 while a kill-switch trip holds trading halted (until POST /start), else 0",
+        )
+        for breaker in Breaker:  # every series from 0, so increase() sees the first trip
+            self.kill_switch_trips.set({"breaker": breaker.value}, 0)
+        self.market_data_age = gauge(
+            "hedgegrid_market_data_age_seconds",
+            "Seconds since the last quote or bar, as of the last snapshot (NaN: none yet)",
+        )
         self.recenters = counter("hedgegrid_recenters_total", "Grid re-centres")
 
         self.api_requests = counter(
@@ -235,6 +250,11 @@ class OpsMetrics:
         self.funding_paid.set({}, c.funding_paid_usdt)
         self.fees_paid.set({}, c.fees_paid_usdt)
         self.flattens.set({}, c.flattens)
+        ks = snap.kill_switch
+        for breaker, trips in ks.trips.items():
+            self.kill_switch_trips.set({"breaker": breaker}, trips)
+        self.kill_switch_tripped.set({}, int(ks.tripped))
+        self.market_data_age.set({}, _or_nan(ks.market_data_age_seconds))
         self.recenters.set({}, c.recenters)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:

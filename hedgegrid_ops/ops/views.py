@@ -56,6 +56,7 @@ def status_view(snap: StrategySnapshot) -> Status:
         uptime=snap.uptime,
         last_bar=snap.last_bar_time,
         last_bar_event_time=snap.last_bar_event_time,
+        kill_switch=snap.kill_switch,
     )
 
 

@@ -15,7 +15,7 @@ defaults after losing the operator's decisions is exactly what must not happen.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -30,14 +30,14 @@ SavedTradingState = Literal["running", "paused", "halted"]
 class ControlRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     trading_state: SavedTradingState
     reason: str
-    throttle: float
+    throttle: Annotated[float, msgspec.Meta(ge=0, le=1)]
     saved_at: float
 
 
 class TripRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     breaker: str
-    measured: float
-    limit: float
+    measured: float | None  # None: the measurement was not a finite number (NaN, inf)
+    limit: float | None
     reason: str
     at: float  # wall-clock unix seconds
 
@@ -91,6 +91,10 @@ class StateSaver:
 
     def save_kill_switch(self, record: KillSwitchRecord) -> None:
         self._save(KILL_SWITCH_KEY, record, msgspec.structs.replace(record, saved_at=0.0))
+
+    def audit(self, record: dict[str, Any]) -> None:
+        """Append one audit record (JSON) to the audit trail kept in the state directory."""
+        self._store.append_audit(msgspec.json.encode(record, enc_hook=str).decode())
 
     def _save(self, key: str, record: msgspec.Struct, identity: msgspec.Struct) -> None:
         fingerprint = msgspec.json.encode(identity)

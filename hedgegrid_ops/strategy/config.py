@@ -19,6 +19,7 @@ from hedgegrid_ops.config import (
     FundingSection,
     GridSection,
     RegimeSection,
+    RiskSection,
     StrategyConfig,
     ThrottleSection,
 )
@@ -34,6 +35,7 @@ class HedgeGridConfig(nautilus_config.StrategyConfig, frozen=True, kw_only=True)
     regime: RegimeSection
     funding: FundingSection
     throttle: ThrottleSection
+    risk: RiskSection
 
     @classmethod
     def from_settings(

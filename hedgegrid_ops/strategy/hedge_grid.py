@@ -10,6 +10,7 @@ answers into orders:
 - ``ExitKeeper`` (exits.py) keeps each leg's exits equal to its position;
 - ``Flattener`` (flatten.py) closes the legs under flatten;
 - ``MarketState`` (market.py) holds the latest prices and funding terms;
+- ``RiskGuard`` (risk_guard.py) keeps the kill switch's baselines and trips;
 - ``build_snapshot`` (snapshots.py) freezes it all for the ops layer.
 
 Everything here runs on the event loop thread: Nautilus delivers data and order
@@ -27,7 +28,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
+import msgspec
 from nautilus_trader.model.data import Bar, BarType, FundingRateUpdate, MarkPriceUpdate, QuoteTick
 from nautilus_trader.model.enums import LiquiditySide, OrderSide
 from nautilus_trader.model.events import (
@@ -56,6 +59,7 @@ from hedgegrid_ops.commands import (
     request_id_of,
 )
 from hedgegrid_ops.config import StrategyConfig
+from hedgegrid_ops.grid.breakers import Breaker, RiskSample, Trip
 from hedgegrid_ops.grid.diff import diff_ladder
 from hedgegrid_ops.grid.funding import FundingDecision, funding_guard, projected_funding_cost
 from hedgegrid_ops.grid.ladder import build_ladder, needs_recenter
@@ -71,9 +75,10 @@ from hedgegrid_ops.grid.rejections import (
 from hedgegrid_ops.grid.throttle import apply_throttle
 from hedgegrid_ops.grid.types import GridParams, InstrumentRules, OrderRole, PositionSide, Regime
 from hedgegrid_ops.grid.units import NS_PER_SECOND
-from hedgegrid_ops.logs import get_logger
+from hedgegrid_ops.logs import AUDIT, get_logger
 from hedgegrid_ops.loop_bridge import LoopBridge
-from hedgegrid_ops.snapshot import SnapshotStore, TradingState
+from hedgegrid_ops.snapshot import KillSwitchView, SnapshotStore, StrategySnapshot, TradingState
+from hedgegrid_ops.state.records import ControlRecord, SavedState, StateSaver
 from hedgegrid_ops.strategy.config import HedgeGridConfig, VenueBehaviour
 from hedgegrid_ops.strategy.counters import MutableCounters
 from hedgegrid_ops.strategy.exits import ExitKeeper
@@ -81,6 +86,7 @@ from hedgegrid_ops.strategy.flatten import Flattener
 from hedgegrid_ops.strategy.market import MarketState
 from hedgegrid_ops.strategy.orders import SIDES, OrderDesk
 from hedgegrid_ops.strategy.publisher import SnapshotPublisher
+from hedgegrid_ops.strategy.risk_guard import RiskGuard
 from hedgegrid_ops.strategy.snapshots import build_snapshot
 from hedgegrid_ops.strategy.tracked import grid_live_orders
 from hedgegrid_ops.strategy.units import exact
@@ -88,6 +94,14 @@ from hedgegrid_ops.venue_events import FUNDING_TOPIC, FundingPaid
 
 FLATTEN_WATCHDOG_SECONDS = 15.0
 MAX_RECONCILE_ROUNDS = 10
+STALE_CHECK_TIMER = "stale-data-check"
+SAVED_STATES = {
+    TradingState.STARTING: "running",  # a restart goes on to run, as this run was about to
+    TradingState.RUNNING: "running",
+    TradingState.PAUSED: "paused",
+    TradingState.FLATTENING: "paused",  # a flatten ends paused; a restart must not trade
+    TradingState.HALTED: "halted",
+}
 
 
 class HedgeGridV1(Strategy):
@@ -104,6 +118,8 @@ class HedgeGridV1(Strategy):
         store: SnapshotStore | None = None,
         loop_bridge: LoopBridge | None = None,
         wall_clock: Callable[[], float] = time.time,
+        saved: SavedState | None = None,
+        state_saver: StateSaver | None = None,
     ) -> None:
         venue = venue or VenueBehaviour()
         super().__init__(
@@ -114,8 +130,9 @@ class HedgeGridV1(Strategy):
         self.bar_type = BarType.from_str(config.bar_type)
         self._loop_bridge = loop_bridge
         self._snapshots = SnapshotPublisher(
-            store,
-            lambda: build_snapshot(self, self.orders.tracked(), self._foreign_orders()),
+            # The kill switch judges every snapshot, so one is built even with no reader.
+            store if store is not None else SnapshotStore(),
+            self._guarded_snapshot,
             loop_bridge.soon if loop_bridge is not None else None,
         )
         self._wall_clock = wall_clock
@@ -132,6 +149,18 @@ class HedgeGridV1(Strategy):
         )
         self.exits = ExitKeeper(self.orders, config.exits, self.trading_log)
         self.flattener = Flattener(self.orders, self.trading_log)
+        self.risk = RiskGuard(
+            config.risk.limits(),
+            saved=saved.kill_switch if saved is not None else None,
+            saver=state_saver,
+            wall_clock=wall_clock,
+        )
+        self._stale_data = config.risk.stale_data
+        self._state_saver = state_saver
+        self._audit_log = get_logger("strategy", AUDIT)
+        self._node_stopping = False
+        self._last_data_ns: int | None = None  # last quote or bar (clock time)
+        self._state_before_stale: TradingState | None = None
 
         self._base_params = GridParams(
             step_bps=config.grid.grid_step_bps,
@@ -161,6 +190,19 @@ class HedgeGridV1(Strategy):
         self._reconciling = False
         self._reconcile_again = False
         self._margin_reject_logged_bar = -1
+        if saved is not None and saved.control is not None:
+            self._restore(saved.control)
+
+    def _restore(self, control: ControlRecord) -> None:
+        """Resume the previous run's decisions: its throttle, and paused or halted if it was."""
+        self.throttle = control.throttle
+        if control.trading_state == "paused":
+            self.trading_state = TradingState.PAUSED
+            self.state_reason = f"paused before the restart: {control.reason}"
+        elif control.trading_state == "halted":
+            self.trading_state = TradingState.HALTED
+            self.state_reason = control.reason  # the breaker's own words, as before the restart
+            self.risk.restore_trip()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -195,16 +237,19 @@ class HedgeGridV1(Strategy):
         self.subscribe_quote_ticks(self.instrument_id)
         self.subscribe_mark_prices(self.instrument_id)
         self.subscribe_funding_rates(self.instrument_id)
+        self._start_stale_data_timer()
         self.trading_log.info(
             "strategy_started",
             instrument=str(self.instrument_id),
             throttle=self.throttle,
             levels_long=self._base_params.levels_long,
             levels_short=self._base_params.levels_short,
+            trading_state=self.trading_state.value,
         )
         self._publish()
 
     def on_stop(self) -> None:
+        self._node_stopping = True  # "halted: node stopping" is not a decision to keep
         if self.venue_behaviour.keep_exits_on_stop:
             cancelled = self._cancel_grid()
             kept = len(self.orders.tracked()) - cancelled
@@ -220,6 +265,7 @@ class HedgeGridV1(Strategy):
     # ------------------------------------------------------------------ market data
 
     def on_quote_tick(self, tick: QuoteTick) -> None:
+        self._last_data_ns = self.clock.timestamp_ns()
         self.market.on_quote(tick)
 
     def on_mark_price(self, mark_price: MarkPriceUpdate) -> None:
@@ -230,6 +276,7 @@ class HedgeGridV1(Strategy):
 
     def on_bar(self, bar: Bar) -> None:
         self.counters.bars_processed += 1
+        self._last_data_ns = self.clock.timestamp_ns()
         self.orders.on_bar()
         self.last_bar_time = self._wall_clock()
         self.last_bar_event_ns = bar.ts_event
@@ -344,8 +391,12 @@ class HedgeGridV1(Strategy):
 
     def control_start(self, reason: str) -> StartResult:
         previous = self.trading_state
-        if previous is TradingState.HALTED:
+        if previous is TradingState.HALTED and not self._halted_by_breaker():
             raise CommandConflict(f"trading is halted ({self.state_reason}); restart the service")
+        if previous is TradingState.HALTED and self.flattener.legs:
+            raise CommandConflict(
+                "the kill switch's flatten is still closing positions; start again once flat"
+            )
         if previous is TradingState.FLATTENING:
             raise CommandConflict(
                 "a flatten is in progress; start again once the positions are closed"
@@ -353,6 +404,15 @@ class HedgeGridV1(Strategy):
         if previous in (TradingState.RUNNING, TradingState.STARTING):
             return StartResult(
                 status="already_running", previous_state=previous, trading_state=previous
+            )
+        if previous is TradingState.HALTED:
+            self.risk.rearm()  # new session baselines: the old drawdown must not trip again
+            base = self.risk.baselines
+            self._audit(
+                "rearm",
+                "armed",
+                reason=reason,
+                session_start_equity=base.session_start_equity if base else None,
             )
         self._set_state(TradingState.RUNNING, reason)
         self._sync_grid(fallback_mid=None)
@@ -385,6 +445,7 @@ class HedgeGridV1(Strategy):
         previous = self.throttle
         self.throttle = throttle
         self.trading_log.info("throttle_set", previous=previous, throttle=throttle, reason=reason)
+        self._save_control()
         self._publish()
         return ThrottleResult(
             status="updated" if throttle != previous else "unchanged",
@@ -393,7 +454,7 @@ class HedgeGridV1(Strategy):
         )
 
     def control_flatten(self, side: FlattenSide, reason: str) -> FlattenResult:
-        if self.trading_state is TradingState.HALTED:
+        if self.trading_state is TradingState.HALTED and not self._halted_by_breaker():
             raise CommandConflict(
                 f"trading is halted ({self.state_reason}); nothing can be flattened"
             )
@@ -503,7 +564,8 @@ class HedgeGridV1(Strategy):
         backtest), which call back in here; a nested call only marks the book
         dirty and the outer call goes round again with fresh state.
         """
-        if self.rules is None or self.trading_state is TradingState.HALTED:
+        # Halted by a breaker, the flatten and the exits still run; a stopping node sends nothing.
+        if self.rules is None or self._node_stopping:
             return
         if self._reconciling:
             self._reconcile_again = True
@@ -533,6 +595,8 @@ class HedgeGridV1(Strategy):
             self._set_state(state, f"flatten of {side.value} {why}")
         if self.trading_state is TradingState.FLATTENING and not self.flattener.legs:
             self._set_state(TradingState.PAUSED, f"flattened; {self.state_reason}")
+        if self._exits_suspended():
+            return
         positions = self._positions()  # the flatten may have traded already (backtests)
         flipped = self.exits.reconcile(
             tracked,
@@ -711,6 +775,168 @@ class HedgeGridV1(Strategy):
             )
         self.trading_state = state
         self.state_reason = reason
+        self._save_control()
+
+    def _save_control(self) -> None:
+        """Keep the operator's (or a breaker's) decision for the next start (only enqueues)."""
+        if self._state_saver is None or self._node_stopping:
+            return
+        if self.trading_state is TradingState.HALTED and not self.risk.tripped:
+            return  # a halt no breaker decided (instrument missing) is not carried over
+        self._state_saver.save_control(
+            ControlRecord(
+                trading_state=SAVED_STATES[self.trading_state],  # type: ignore[arg-type]
+                reason=self.state_reason,
+                throttle=self.throttle,
+                saved_at=self._wall_clock(),
+            )
+        )
 
     def _publish(self) -> None:
         self._snapshots.request()
+
+    def _guarded_snapshot(self) -> StrategySnapshot:
+        """The snapshot to publish, after the kill switch has judged it.
+
+        When a breaker trips, the flatten and the halt change what the snapshot shows,
+        so the one published is built again after them.
+        """
+        snapshot = build_snapshot(self, self.orders.tracked(), self._foreign_orders())
+        if self._check_breakers(snapshot):
+            snapshot = build_snapshot(self, self.orders.tracked(), self._foreign_orders())
+        return snapshot
+
+    # ------------------------------------------------------------------ kill switch
+
+    def kill_switch_view(self) -> KillSwitchView:
+        guard = self.risk
+        trip = guard.last_trip
+        base = guard.baselines
+        return KillSwitchView(
+            tripped=guard.tripped,
+            breaker=trip.breaker if trip is not None else None,
+            reason=trip.reason if trip is not None else None,
+            tripped_at=trip.at if trip is not None else None,
+            session_start_equity=base.session_start_equity if base is not None else None,
+            peak_equity=base.peak_equity if base is not None else None,
+            market_data_age_seconds=self._market_data_age(),
+            trips=dict(guard.trips),
+        )
+
+    def _halted_by_breaker(self) -> bool:
+        return self.risk.tripped and not self._node_stopping
+
+    def _exits_suspended(self) -> bool:
+        """A stale-data halt configured to cancel exits must not have them put back."""
+        return (
+            self._stale_data is not None
+            and self._stale_data.cancel_exits
+            and self.risk.halted_by_stale_data
+        )
+
+    def _market_data_age(self) -> float | None:
+        if self._last_data_ns is None:
+            return None
+        return max(0.0, (self.clock.timestamp_ns() - self._last_data_ns) / NS_PER_SECOND)
+
+    def _check_breakers(self, snap: StrategySnapshot) -> bool:
+        """Feed the account to the guard; act on a trip. True when trading was just halted."""
+        if self.rules is None or self._node_stopping:
+            return False
+        trip = self.risk.observe(
+            RiskSample(
+                equity=snap.equity_usdt,
+                long_qty=Decimal(repr(snap.long.quantity)),
+                short_qty=Decimal(repr(snap.short.quantity)),
+                long_notional=snap.long.inventory_usdt,
+                short_notional=snap.short.inventory_usdt,
+                margin_ratio=snap.margin_ratio,
+                data_age_seconds=None,  # judged on its own timer
+            )
+        )
+        if trip is None:
+            return False
+        self._trip(trip)
+        return True
+
+    def _trip(self, trip: Trip) -> None:
+        """A breaker is outside its limit: flatten both legs as POST /flatten does, then halt.
+
+        Stale data is the exception: closing at market on a feed that is not moving
+        would be blind, so it cancels the grid (and the exits if configured) instead.
+        """
+        self.trading_log.error(
+            "kill_switch_tripped",
+            breaker=trip.breaker.value,
+            measured=trip.measured,
+            limit=trip.limit,
+            reason=trip.reason,
+        )
+        if trip.breaker is Breaker.STALE_DATA:
+            self._state_before_stale = self.trading_state
+            keep = (
+                (OrderRole.FLATTEN,)
+                if self._stale_data and self._stale_data.cancel_exits
+                else (
+                    OrderRole.FLATTEN,
+                    OrderRole.TAKE_PROFIT,
+                    OrderRole.STOP_LOSS,
+                )
+            )
+            cancelled = self.orders.cancel(
+                t for t in self.orders.tracked() if t.tag.role not in keep
+            )
+            action: dict[str, Any] = {"cancelled_orders": cancelled, "exits_kept": len(keep) > 1}
+        else:
+            flatten = self.control_flatten("both", f"kill switch: {trip.reason}")
+            action = msgspec.to_builtins(flatten)
+        self._set_state(TradingState.HALTED, trip.reason)
+        self._audit("trip", "halted", breaker=trip.breaker.value, reason=trip.reason, result=action)
+        self._publish()
+
+    def _start_stale_data_timer(self) -> None:
+        """Check the market data's age on a timer: when data stops, no event comes to tell."""
+        max_age = self.risk.limits.max_data_age_seconds
+        if max_age is None:
+            return
+        self._last_data_ns = self.clock.timestamp_ns()  # no data yet: the age counts from here
+        interval_ns = int(min(1.0, max_age / 4) * NS_PER_SECOND)
+        handler = self._check_stale_data
+        callback = self._loop_bridge.wrap(handler) if self._loop_bridge is not None else handler
+        if STALE_CHECK_TIMER not in self.clock.timer_names:
+            self.clock.set_timer_ns(STALE_CHECK_TIMER, interval_ns, 0, 0, callback)
+
+    def _check_stale_data(self, _event: object) -> None:
+        if self._node_stopping or self.rules is None:
+            return
+        age = self._market_data_age()
+        if self.risk.halted_by_stale_data:
+            resume = self._stale_data is not None and self._stale_data.resume_when_fresh
+            if resume and self.risk.data_fresh(age):
+                self._resume_after_stale(age or 0.0)
+            return
+        if self.trading_state is TradingState.HALTED:
+            return  # halted for another reason already
+        trip = self.risk.check_stale(age)
+        if trip is not None:
+            self._trip(trip)
+
+    def _resume_after_stale(self, age: float) -> None:
+        """Market data flows again and the config says to resume by itself."""
+        before = self._state_before_stale or TradingState.RUNNING
+        state = TradingState.PAUSED if before is TradingState.PAUSED else TradingState.RUNNING
+        if self.flattener.legs:
+            state = TradingState.FLATTENING
+        self.risk.clear_trip()
+        self._set_state(state, f"market data is flowing again ({age:.1f}s old)")
+        self._audit("recover", "resumed", breaker="stale_data", trading_state=state.value)
+        self._sync_grid(fallback_mid=None)
+        self._reconcile()
+        self._publish()
+
+    def _audit(self, action: str, outcome: str, **fields: Any) -> None:
+        """An audit-trail line for what the kill switch did (or an operator did to it)."""
+        record = {"action": action, "outcome": outcome, "source": "kill_switch", **fields}
+        self._audit_log.warning("kill_switch", **record)
+        if self._state_saver is not None:
+            self._state_saver.audit({"event": "kill_switch", "ts": self._wall_clock(), **record})

@@ -19,6 +19,7 @@ from hedgegrid_ops.grid.funding import FundingDecision
 from hedgegrid_ops.grid.types import OrderRole, PositionSide, Regime
 from hedgegrid_ops.grid.units import NS_PER_SECOND
 from hedgegrid_ops.snapshot import (
+    KillSwitchView,
     OrderView,
     RungView,
     SideState,
@@ -57,6 +58,8 @@ class SnapshotSource(Protocol):
     def wall_time(self) -> float: ...
 
     def projected_funding_cost_1h(self) -> float: ...
+
+    def kill_switch_view(self) -> KillSwitchView: ...
 
 
 def _side_state(strategy: SnapshotSource, side: PositionSide, ref: Decimal | None) -> SideState:
@@ -196,4 +199,5 @@ def build_snapshot(
             if strategy.last_bar_event_ns is not None
             else None
         ),
+        kill_switch=strategy.kill_switch_view(),
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 
 from tests.spec_contract import SPEC_METRICS
 from tests.support.harness import (
@@ -26,7 +27,7 @@ from tests.support.harness import (
     check_logs_parse,
 )
 from tests.support.polling import poll
-from tests.support.program import ROOT, RunningService, running_program
+from tests.support.program import ROOT, STRATEGY_YAML, RunningService, running_program
 from tests.support.prometheus import parse_prometheus
 
 pytestmark = pytest.mark.e2e
@@ -46,8 +47,17 @@ class Frozen:
 
 @pytest.fixture(scope="module")
 def frozen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Frozen]:
+    tmp = tmp_path_factory.mktemp("ops_frozen")
+    # This module is about a frozen market being served; the stale-data halt (which
+    # would end the freeze with a new snapshot) has its own tests.
+    config = yaml.safe_load(STRATEGY_YAML.read_text())
+    config["risk"]["stale_data"] = None
+    strategy = tmp / "no_stale_halt.yaml"
+    strategy.write_text(yaml.safe_dump(config))
     with running_program(
-        tmp_path_factory.mktemp("ops_frozen"),
+        tmp,
+        "--strategy-config",
+        str(strategy),
         "--replay",
         str(KLINES),
         "--hold-after-replay",

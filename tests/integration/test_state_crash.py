@@ -17,7 +17,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from hedgegrid_ops.state import StateStore, load_saved
+
+pytestmark = pytest.mark.tools  # runs a Python subprocess (the writer it kills)
 
 CHILD = Path(__file__).with_name("state_crash_child.py")
 ROUNDS = 12

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +31,9 @@ def program_env(**extra: str) -> dict[str, str]:
     """The test runner's environment without any ``HEDGEGRID_*`` setting, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEGRID_")}
     env["PYTHONUNBUFFERED"] = "1"
+    # Each run gets its own state directory unless the test passes one: state saved by
+    # one test (paused, halted) must not leak into the next through ./state.
+    env["HEDGEGRID_STATE_DIR"] = tempfile.mkdtemp(prefix="hedgegrid-state-")
     env.update(extra)
     return env
 

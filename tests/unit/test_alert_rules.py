@@ -47,6 +47,7 @@ EXTRA_ALERTS = {
     "TradingHalted",
     "TradingPausedTooLong",
     "FlattenExecuted",
+    "KillSwitchTripped",
     "ApiServerErrors",
     "EventLoopLag",
     "HedgegridTargetDown",
@@ -166,6 +167,7 @@ def test_promtool_rule_unit_tests_pass() -> None:
         ),
         ('status=~"5.."', 'status=~"[45].."'),
         ('up{job="hedgegrid"} == 0', "up == 0"),
+        ("increase(hedgegrid_kill_switch_trips_total[10m])", "hedgegrid_kill_switch_trips_total"),
     ],
 )
 def test_rule_unit_tests_catch_a_broken_rule(tmp_path: Path, old: str, new: str) -> None:

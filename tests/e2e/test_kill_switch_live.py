@@ -1,0 +1,266 @@
+"""The kill switch, stale data and the state directory on the real program (offline market).
+
+Each breaker is switched on alone with a limit the fast simulated market crosses in
+seconds; the test watches the whole reaction over real HTTP: ``halted`` with the
+breaker's name and measured value, both legs flat, /health 503 with the reason, the
+trip metric, the audit line. Then the operator's side: a restart on the same state
+directory stays halted (and keeps a pause and a throttle), and only POST /start
+trades again. A damaged state directory stops start-up with one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import yaml
+
+from tests.support.harness import Api, Journal
+from tests.support.polling import poll
+from tests.support.program import ROOT, STRATEGY_YAML, RunningService, program, program_env
+from tests.support.program import running_program as running_service
+from tests.support.prometheus import parse_prometheus
+
+pytestmark = pytest.mark.e2e
+
+KLINES = ROOT / "tests" / "data" / "btcusdt_1m_300.csv"
+OFF: dict[str, Any] = {
+    "max_drawdown_fraction": None,
+    "max_session_loss_fraction": None,
+    "max_position_qty": None,
+    "max_position_notional_usdt": None,
+    "max_margin_ratio": None,
+    "stale_data": None,
+}
+
+
+def strategy_with(tmp: Path, **risk: Any) -> Path:
+    config = yaml.safe_load(STRATEGY_YAML.read_text())
+    config["risk"] = {**OFF, **risk}
+    path = tmp / "strategy.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@asynccontextmanager
+async def api_of(service: RunningService, name: str) -> AsyncIterator[Api]:
+    async with aiohttp.ClientSession() as session:
+        yield Api(service.api_url, session, Journal(name))
+
+
+def audit_lines(service: RunningService) -> list[dict[str, Any]]:
+    path = service.log_dir / "audit.log"
+    if not path.exists():
+        return []
+    return [orjson.loads(ln) for ln in path.read_bytes().splitlines() if ln.strip()]
+
+
+async def wait_halted(api: Api, timeout: float = 60) -> dict[str, Any]:
+    return await poll(api.status, lambda s: s["trading_state"] == "halted", timeout, "a trip")
+
+
+async def check_trip(api: Api, service: RunningService, breaker: str) -> dict[str, Any]:
+    """The common reaction to a trip; returns the halted /status."""
+    status = await wait_halted(api)
+    reason = status["state_reason"]
+    assert reason.startswith(f"{breaker}: measured "), reason
+    ks = status["kill_switch"]
+    assert ks["tripped"] and ks["breaker"] == breaker and ks["reason"] == reason
+    assert ks["trips"] == {breaker: 1}
+    health = await api.get("/health")
+    assert health.status == 503 and breaker in health.json()["reason"]
+    samples = parse_prometheus(await api.metrics_text())
+    trips = {
+        s.labels["breaker"]: s.value
+        for s in samples
+        if s.name == "hedgegrid_kill_switch_trips_total"
+    }
+    assert trips[breaker] == 1.0 and sum(trips.values()) == 1.0  # the others exported at 0
+    tripped = [s.value for s in samples if s.name == "hedgegrid_kill_switch_tripped"]
+    assert tripped == [1.0]
+    audits = await poll(
+        lambda: _async(audit_lines(service)),
+        lambda lines: any(ln.get("source") == "kill_switch" for ln in lines),
+        5,
+        "the kill-switch audit line",
+    )
+    (trip,) = [ln for ln in audits if ln.get("source") == "kill_switch"]
+    assert (trip["action"], trip["outcome"], trip["breaker"]) == ("trip", "halted", breaker)
+    return status
+
+
+async def _async[T](value: T) -> T:
+    return value
+
+
+async def wait_flat(api: Api) -> dict[str, Any]:
+    def flat(s: dict[str, Any]) -> bool:
+        pos = s["positions"]
+        return (
+            pos["long"]["quantity"] == 0 and pos["short"]["quantity"] == 0 and not s["open_orders"]
+        )
+
+    return await poll(api.status, flat, 30, "both legs flat with no order left")
+
+
+BREAKERS = [
+    ("max_position_qty", {"max_position_qty": "0.006"}),
+    ("max_position_notional", {"max_position_notional_usdt": 300.0}),
+    ("max_margin_ratio", {"max_margin_ratio": 0.002}),
+    ("max_drawdown", {"max_drawdown_fraction": 0.0003}),
+    ("max_session_loss", {"max_session_loss_fraction": 0.0003}),
+]
+
+
+@pytest.mark.parametrize(("breaker", "risk"), BREAKERS, ids=[b for b, _ in BREAKERS])
+async def test_each_breaker_flattens_and_halts(tmp_path: Path, breaker: str, risk: dict) -> None:
+    config = strategy_with(tmp_path, **risk)
+    with running_service(tmp_path, "--strategy-config", str(config), "--speed", "60") as svc:
+        async with api_of(svc, breaker) as api:
+            status = await check_trip(api, svc, breaker)
+            assert status["counters"]["flattens"] == 1
+            flat = await wait_flat(api)
+            assert flat["trading_state"] == "halted"  # flat, and still halted
+            submitted = (
+                flat["counters"]["orders_submitted_buy"] + flat["counters"]["orders_submitted_sell"]
+            )
+            await poll(
+                api.status,
+                lambda s: s["counters"]["bars_processed"] > flat["counters"]["bars_processed"] + 20,
+                30,
+                "more bars",
+            )
+            later = await api.status()
+            assert later["trading_state"] == "halted" and later["open_orders"] == 0
+            assert (
+                later["counters"]["orders_submitted_buy"]
+                + later["counters"]["orders_submitted_sell"]
+                == submitted
+            ), "orders were sent while halted"
+
+
+async def test_stale_data_after_a_replay_ends(tmp_path: Path) -> None:
+    stale = {"max_age_seconds": 2, "cancel_exits": False, "resume_when_fresh": False}
+    config = strategy_with(tmp_path, stale_data=stale)
+    args = ("--strategy-config", str(config), "--replay", str(KLINES), "--hold-after-replay")
+    with running_service(tmp_path, *args, "--speed", "60") as svc:
+        async with api_of(svc, "stale") as api:
+            status = await check_trip(api, svc, "stale_data")
+            assert status["counters"]["bars_processed"] == 300  # every bar of the file
+            assert status["counters"]["flattens"] == 0  # no blind close on a dead feed
+            orders = (await api.ok("GET", "/orders"))["orders"]
+            assert not [
+                o for o in orders if o["role"] == "grid" and o["status"] != "PENDING_CANCEL"
+            ]
+            ended = [r for r in svc.lines if r.get("event") == "replay_finished"]
+            assert ended and ended[0]["minutes"] == 300
+        assert svc.stop() == 0
+
+
+def test_a_replay_that_ends_ends_the_run_with_the_summary(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        program("run", "--replay", str(KLINES), "--speed", "100", "--log-dir", str(tmp_path)),
+        cwd=ROOT,
+        env=program_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [orjson.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    events = [r.get("event") for r in records]
+    assert "replay_finished" in events
+    assert records[-1]["event"] == "run_summary" and records[-1]["bars_processed"] == 300
+    shutdown = next(r for r in records if r.get("event") == "shutdown")
+    assert shutdown["reason"] == "replay finished"
+
+
+async def test_halt_survives_a_restart_until_start(tmp_path: Path) -> None:
+    config = strategy_with(tmp_path, max_position_qty="0.006")
+    state_dir = tmp_path / "state"
+    args = ("--strategy-config", str(config), "--speed", "60", "--state-dir", str(state_dir))
+    with running_service(tmp_path / "first", *args) as svc:
+        async with api_of(svc, "first") as api:
+            first = await check_trip(api, svc, "max_position_qty")
+            await wait_flat(api)
+        assert svc.stop() == 0
+
+    with running_service(tmp_path / "second", *args) as svc:
+        async with api_of(svc, "second") as api:
+            status = await api.status()
+            assert status["trading_state"] == "halted"
+            assert status["state_reason"] == first["state_reason"]
+            assert status["kill_switch"]["tripped"] and status["kill_switch"]["trips"] == {
+                "max_position_qty": 1
+            }
+            # Bars flow but nothing trades while halted.
+            await poll(api.status, lambda s: s["counters"]["bars_processed"] > 30, 30, "bars")
+            halted = await api.status()
+            assert halted["trading_state"] == "halted"
+            assert halted["counters"]["orders_submitted_buy"] == 0
+            assert halted["counters"]["orders_submitted_sell"] == 0
+            assert (await api.get("/health")).status == 503
+            started = await api.ok("POST", "/start")
+            assert (started["previous_state"], started["trading_state"]) == ("halted", "running")
+            running = await poll(
+                api.status,
+                lambda s: s["counters"]["orders_submitted_buy"] > 0,
+                30,
+                "the grid to trade again",
+            )
+            assert not running["kill_switch"]["tripped"]
+            assert running["kill_switch"]["trips"] == {"max_position_qty": 1}
+        assert svc.stop() == 0
+
+    rows = (
+        sqlite3.connect(state_dir / "state.sqlite3").execute("SELECT entry FROM audit").fetchall()
+    )
+    entries = [orjson.loads(r[0]) for r in rows]
+    assert [e["action"] for e in entries if e.get("source") == "kill_switch"] == ["trip", "rearm"]
+    assert any(e.get("action") == "start" and e.get("outcome") == "ok" for e in entries)
+
+
+async def test_pause_and_throttle_survive_a_restart(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    args = ("--state-dir", str(state_dir))
+    with running_service(tmp_path / "first", *args) as svc:
+        async with api_of(svc, "first") as api:
+            await poll(api.status, lambda s: s["trading_state"] == "running", 30, "running")
+            await api.ok("POST", "/set-throttle", {"throttle": 0.3})
+            await api.ok("POST", "/stop")
+        assert svc.stop() == 0
+    with running_service(tmp_path / "second", *args) as svc:
+        async with api_of(svc, "second") as api:
+            await poll(api.status, lambda s: s["counters"]["bars_processed"] > 3, 30, "bars")
+            status = await api.status()
+            assert status["trading_state"] == "paused" and status["throttle"] == 0.3
+            assert status["open_orders"] == 0 or all(
+                o["role"] != "grid" for o in (await api.ok("GET", "/orders"))["orders"]
+            )
+
+
+def test_a_damaged_state_directory_stops_start_up(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    (state_dir / "state.sqlite3").write_bytes(b"\x00garbage" * 512)
+    proc = subprocess.run(
+        program(
+            "run", "--duration", "5", "--state-dir", str(state_dir), "--log-dir", str(tmp_path)
+        ),
+        cwd=ROOT,
+        env=program_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "state.sqlite3" in lines[0] and "unreadable state" in lines[0]
+    assert "Traceback" not in proc.stderr and proc.stdout == ""

@@ -147,7 +147,7 @@ async def test_each_breaker_flattens_and_halts(tmp_path: Path, breaker: str, ris
 
 
 async def test_stale_data_after_a_replay_ends(tmp_path: Path) -> None:
-    stale = {"max_age_seconds": 2, "cancel_exits": False, "resume_when_fresh": False}
+    stale = {"max_age_seconds": 5, "cancel_exits": False, "resume_when_fresh": False}
     config = strategy_with(tmp_path, stale_data=stale)
     args = ("--strategy-config", str(config), "--replay", str(KLINES), "--hold-after-replay")
     with running_service(tmp_path, *args, "--speed", "60") as svc:

@@ -52,7 +52,13 @@ def strategy_with(tmp: Path, **risk: Any) -> Path:
 @asynccontextmanager
 async def api_of(service: RunningService, name: str) -> AsyncIterator[Api]:
     async with aiohttp.ClientSession() as session:
-        yield Api(service.api_url, session, Journal(name))
+        api = Api(service.api_url, session, Journal(name))
+
+        async def code() -> int:  # 503 until the strategy's first snapshot
+            return (await api.get("/status")).status
+
+        await poll(code, lambda c: c == 200, 30, "the first snapshot")
+        yield api
 
 
 def audit_lines(service: RunningService) -> list[dict[str, Any]]:

@@ -98,7 +98,12 @@ async def run_load(tmp: Path, seconds: float) -> None:
         connector = aiohttp.TCPConnector(limit=CLIENTS)
         async with aiohttp.ClientSession(connector=connector) as session:
             api = Api(service.api_url, session, Journal("load"))
-            await poll(api.status, lambda s: s["counters"]["bars_processed"] > 0, 30, "bars")
+
+            async def bars() -> int:  # 503 until the strategy's first snapshot
+                reply = await api.get("/status")
+                return reply.json()["counters"]["bars_processed"] if reply.status == 200 else 0
+
+            await poll(bars, lambda n: n > 0, 30, "bars")
             until = time.monotonic() + seconds
             await asyncio.gather(
                 *(client_loop(api, n, until, codes, latencies) for n in range(CLIENTS))

@@ -11,7 +11,6 @@ trades again. A damaged state directory stops start-up with one line and exit 2.
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,7 +23,7 @@ import yaml
 
 from tests.support.harness import Api, Journal
 from tests.support.polling import poll
-from tests.support.program import ROOT, STRATEGY_YAML, RunningService, program, program_env
+from tests.support.program import ROOT, STRATEGY_YAML, RunningService, run_program
 from tests.support.program import running_program as running_service
 from tests.support.prometheus import parse_prometheus
 
@@ -170,24 +169,6 @@ async def test_stale_data_after_a_replay_ends(tmp_path: Path) -> None:
         assert svc.stop() == 0
 
 
-def test_a_replay_that_ends_ends_the_run_with_the_summary(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        program("run", "--replay", str(KLINES), "--speed", "100", "--log-dir", str(tmp_path)),
-        cwd=ROOT,
-        env=program_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    records = [orjson.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    events = [r.get("event") for r in records]
-    assert "replay_finished" in events
-    assert records[-1]["event"] == "run_summary" and records[-1]["bars_processed"] == 300
-    shutdown = next(r for r in records if r.get("event") == "shutdown")
-    assert shutdown["reason"] == "replay finished"
-
-
 async def test_halt_survives_a_restart_until_start(tmp_path: Path) -> None:
     config = strategy_with(tmp_path, max_position_qty="0.006")
     state_dir = tmp_path / "state"
@@ -256,15 +237,8 @@ def test_a_damaged_state_directory_stops_start_up(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     state_dir.mkdir()
     (state_dir / "state.sqlite3").write_bytes(b"\x00garbage" * 512)
-    proc = subprocess.run(
-        program(
-            "run", "--duration", "5", "--state-dir", str(state_dir), "--log-dir", str(tmp_path)
-        ),
-        cwd=ROOT,
-        env=program_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    proc = run_program(
+        "run", "--duration", "5", "--state-dir", str(state_dir), "--log-dir", str(tmp_path)
     )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

@@ -239,7 +239,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     ops.add_argument(
         "--post-budget",
         type=_budget,
-        default=None,
+        default=OpsSettings.posts_per_minute,
         metavar="N",
         help="control requests (POST) each client may send per minute before 429 (default 120)",
     )
@@ -312,7 +312,7 @@ def _ops_settings(args: argparse.Namespace, instrument_id: str) -> OpsSettings:
         allowed_hosts=tuple(args.allowed_host),
         cors_origins=tuple(args.cors_origin),
         metrics_require_key=args.metrics_require_key,
-        **({"posts_per_minute": args.post_budget} if args.post_budget is not None else {}),
+        posts_per_minute=args.post_budget,
         auth_failures_per_minute=args.auth_failures_per_minute,
     )
 

@@ -80,6 +80,7 @@ def plan_flatten(
     bar: int,
     reference: Decimal | None,
     rules: InstrumentRules,
+    failed_bar: int | None = None,
 ) -> FlattenPlan:
     """Decide the next step of flattening one leg.
 
@@ -89,6 +90,11 @@ def plan_flatten(
       ``|held| - reducing_in_flight``: the venue can never fill more than the leg
       holds, whatever order the pending fills and cancels arrive in. A close
       that the orders in flight have overtaken is cancelled.
+    - After a refused close (``failed_bar``, the bar of the last refusal) no new close
+      is sent before the next bar. A venue refuses a close that exceeds what it
+      holds (Binance -2022) when a fill it has made has not reached us yet; re-sending
+      the same stale quantity at once would only burn the failure budget in
+      milliseconds. By the next bar the venue's fill or position update has arrived.
     - The leg is given up on after ``MAX_CLOSE_FAILURES`` refused closes, or when
       what is left is below the venue's minimum and nothing in flight could
       change that.
@@ -114,6 +120,8 @@ def plan_flatten(
         return FlattenPlan(cancel=tuple(cancel))
     if close_failures >= MAX_CLOSE_FAILURES:
         return FlattenPlan(cancel=tuple(cancel), give_up=f"failed {MAX_CLOSE_FAILURES} times")
+    if failed_bar is not None and failed_bar >= bar:
+        return FlattenPlan(cancel=tuple(cancel))  # wait a bar for the venue's news
     closable = size - in_flight
     if closable <= 0:
         return FlattenPlan(cancel=tuple(cancel))  # the orders in flight may close it all

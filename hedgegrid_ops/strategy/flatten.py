@@ -38,6 +38,8 @@ class Flattener:
         self._log = trading_log
         self._since_ns: dict[PositionSide, int] = {}  # legs being flattened, since when
         self._failures: dict[PositionSide, int] = {}
+        self._failed_bar: dict[PositionSide, int] = {}  # bar of each leg's last refused close
+        self._bar = 0  # the bar of the latest drive
 
     # ------------------------------------------------------------------ which legs
 
@@ -51,6 +53,7 @@ class Flattener:
             return False
         self._since_ns[side] = now_ns
         self._failures[side] = 0
+        self._failed_bar.pop(side, None)
         return True
 
     def overdue(self, deadline_ns: int) -> list[PositionSide]:
@@ -63,6 +66,7 @@ class Flattener:
         if tag is None or tag.role is not OrderRole.FLATTEN:
             return
         self._failures[tag.side] = self._failures.get(tag.side, 0) + 1
+        self._failed_bar[tag.side] = self._bar
         self._log.error("close_failed", side=tag.side.value, detail=why)
 
     # ------------------------------------------------------------------ the loop
@@ -78,6 +82,7 @@ class Flattener:
     ) -> list[tuple[PositionSide, str]]:
         """Carry out one plan per leg under flatten; returns the legs given up on, and why."""
         gave_up: list[tuple[PositionSide, str]] = []
+        self._bar = bar
         for side in sorted(self._since_ns):
             mine = [t for t in tracked if t.tag.side is side]
             position = positions[side]
@@ -88,6 +93,7 @@ class Flattener:
                 bar=bar,
                 reference=reference,
                 rules=rules,
+                failed_bar=self._failed_bar.get(side),
             )
             self._desk.cancel_ids(mine, plan.cancel)
             if plan.close is not None:

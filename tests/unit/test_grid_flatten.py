@@ -56,6 +56,17 @@ def test_the_close_takes_only_what_exits_in_flight_cannot() -> None:
     assert p.close == Close(buy=False, qty=D("0.002"))
 
 
+def test_a_refused_close_is_not_resent_before_the_next_bar() -> None:
+    """A -2022 refusal means the venue knows of a fill we do not yet: wait for it."""
+    assert plan("0.002", [], close_failures=1, bar=7, failed_bar=7).close is None
+    assert plan("0.002", [tp("tp", "0.001")], close_failures=1, bar=7, failed_bar=7).cancel == (
+        "tp",
+    )
+    assert plan("0.002", [], close_failures=1, bar=8, failed_bar=7).close == Close(
+        buy=False, qty=D("0.002")
+    )
+
+
 def test_once_the_cancel_is_acknowledged_the_whole_leg_is_closed() -> None:
     assert plan("0.002", []).close == Close(buy=False, qty=D("0.002"))
 

@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 from tests.cdp import Page, open_page
+from tests.support.polling import wait_until
 from tests.support.program import RunningService, running_program
 from tests.tools import require_tool
 
@@ -57,6 +58,13 @@ def get(svc: RunningService, path: str, key: str | None = API_KEY) -> tuple[int,
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     tmp = tmp_path_factory.mktemp("page")
     with running_program(tmp, "--speed", SPEED, env={"HEDGEGRID_API_KEY": API_KEY}) as svc:
+        # listening is not trading yet: under load the first bars take seconds to arrive
+        wait_until(
+            lambda: get(svc, "/status")[1].get("trading_state"),
+            lambda state: state == "running",
+            timeout=60,
+            what="the grid to be running",
+        )
         yield svc
 
 

@@ -43,8 +43,12 @@ __all__ = [
     "CommandResult",
     "CommandRoute",
     "Counters",
+    "DayPnl",
     "EmptyRequest",
     "Error",
+    "Fill",
+    "Fills",
+    "FillsQuery",
     "FlattenRequest",
     "FlattenResult",
     "Funding",
@@ -54,6 +58,7 @@ __all__ = [
     "OrderView",
     "Orders",
     "Pnl",
+    "PnlDaily",
     "Positions",
     "ReadRoute",
     "Request",
@@ -234,6 +239,94 @@ class Orders(msgspec.Struct, frozen=True):
     foreign_orders: list[OrderView] = msgspec.field(default_factory=list)
 
 
+MAX_FILLS_PAGE = 1000
+
+
+class FillsQuery(Request, frozen=True):
+    """The query string of GET /fills (validated like a body: unknown keys are errors)."""
+
+    since: (
+        Annotated[
+            float,
+            msgspec.Meta(ge=0, description="Only fills at or after this time (unix seconds)."),
+        ]
+        | None
+    ) = None
+    before: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                ge=1, description="Only fills older than this `seq` (the previous page's next)."
+            ),
+        ]
+        | None
+    ) = None
+    limit: Annotated[
+        int, msgspec.Meta(ge=1, le=MAX_FILLS_PAGE, description="Page size, newest first.")
+    ] = 100
+
+
+class Fill(msgspec.Struct, frozen=True):
+    """One execution, as the venue reported it, with the realized PnL it caused."""
+
+    seq: Annotated[int, msgspec.Meta(description="Order of recording; the paging cursor.")]
+    time: Annotated[float, msgspec.Meta(description="Venue event time, unix seconds.")]
+    trade_id: str
+    client_order_id: str
+    venue_order_id: str
+    side: Literal["BUY", "SELL"]
+    position_side: PositionSide | None
+    price: float
+    qty: float
+    commission: float
+    commission_asset: str
+    liquidity: Literal["maker", "taker"]
+    realized_pnl: Annotated[
+        float,
+        msgspec.Meta(
+            description="Change of the position's realized PnL this fill caused, net of its "
+            "commission (as /status pnl.realized)."
+        ),
+    ]
+    request_id: Annotated[
+        str | None,
+        msgspec.Meta(description="The control request that caused the order (flatten closes)."),
+    ]
+
+
+class Fills(msgspec.Struct, frozen=True):
+    """GET /fills: a page of the fill history from the state directory, newest first."""
+
+    fills: list[Fill]
+    count: int
+    next_before: Annotated[
+        int | None,
+        msgspec.Meta(description="Pass as `before` for the next (older) page; null: no more."),
+    ]
+    timestamp: float
+
+
+class DayPnl(msgspec.Struct, frozen=True):
+    """One UTC day of the history."""
+
+    day: Annotated[str, msgspec.Meta(description="UTC date, YYYY-MM-DD.")]
+    realized_pnl: Annotated[
+        float, msgspec.Meta(description="Sum of the day's fills' realized PnL (net of fees).")
+    ]
+    fees: Annotated[float, msgspec.Meta(description="USDT commissions paid that day.")]
+    funding: Annotated[
+        float, msgspec.Meta(description="Funding paid that day (USDT, > 0 paid, < 0 received).")
+    ]
+    fills: int
+
+
+class PnlDaily(msgspec.Struct, frozen=True):
+    """GET /pnl/daily: one row per UTC day with a fill or a funding payment, oldest first."""
+
+    days: list[DayPnl]
+    timestamp: float
+
+
 # --------------------------------------------------------------------------- command results
 
 
@@ -282,7 +375,8 @@ class ReadRoute:
     """A GET endpoint answering one Struct.
 
     ``errors``: statuses answered with ``Error`` besides 401/500 (added for every route);
-    ``also``: statuses other than 200 answered with the same Struct and their meaning.
+    ``also``: statuses other than 200 answered with the same Struct and their meaning;
+    ``query``: the Struct the query string decodes into (None: the route takes none).
     """
 
     path: str
@@ -290,6 +384,7 @@ class ReadRoute:
     summary: str
     errors: tuple[int, ...] = (503,)
     also: tuple[tuple[int, str], ...] = ()
+    query: type[Request] | None = None
 
 
 @dataclass(frozen=True)
@@ -319,6 +414,14 @@ READ_ROUTES: tuple[ReadRoute, ...] = (
     ReadRoute("/status", Status, "Full strategy status"),
     ReadRoute("/ladders", Ladders, "Grid ladders as placed"),
     ReadRoute("/orders", Orders, "Open orders"),
+    ReadRoute(
+        "/fills",
+        Fills,
+        "Fill history from the state directory, newest first (paged)",
+        errors=(400, 503),
+        query=FillsQuery,
+    ),
+    ReadRoute("/pnl/daily", PnlDaily, "Realized PnL, fees, funding and fills per UTC day"),
 )
 
 COMMAND_ROUTES: tuple[CommandRoute, ...] = (

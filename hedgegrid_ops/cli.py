@@ -187,7 +187,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=Path(os.environ.get("HEDGEGRID_STATE_DIR") or "state"),
         help="directory of the state that survives restarts (trading state, throttle, "
-        "kill-switch baselines, audit trail); env HEDGEGRID_STATE_DIR",
+        "kill-switch baselines, audit trail, fill history); env HEDGEGRID_STATE_DIR",
     )
     ops = run.add_argument_group("operations layer (HTTP control, /metrics, /health)")
     ops.add_argument(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import http.client
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator
 from types import TracebackType
@@ -31,11 +32,13 @@ import msgspec
 
 from hedgegrid_ops.api import (
     EmptyRequest,
+    Fills,
     FlattenRequest,
     FlattenResult,
     Health,
     Ladders,
     Orders,
+    PnlDaily,
     Request,
     StartResult,
     Status,
@@ -101,6 +104,13 @@ def _headers(api_key: str | None, has_body: bool) -> dict[str, str]:
     if api_key:
         headers["X-API-Key"] = api_key
     return headers
+
+
+def fills_path(since: float | None = None, before: int | None = None, limit: int = 100) -> str:
+    """``/fills`` with its query string (only the parameters given); the server validates."""
+    params = {"since": since, "before": before, "limit": limit}
+    query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+    return f"/fills?{query}"
 
 
 def _encode(request: Request | None) -> bytes | None:
@@ -170,6 +180,15 @@ class HedgeGridClient:
 
     def get_orders(self) -> Orders:
         return self._request("GET", "/orders", Orders)
+
+    def get_fills(
+        self, since: float | None = None, before: int | None = None, limit: int = 100
+    ) -> Fills:
+        """A page of the fill history, newest first (``next_before`` pages further back)."""
+        return self._request("GET", fills_path(since, before, limit), Fills)
+
+    def get_pnl_daily(self) -> PnlDaily:
+        return self._request("GET", "/pnl/daily", PnlDaily)
 
     def start(self) -> StartResult:
         return self._request("POST", "/start", StartResult, EmptyRequest())
@@ -276,6 +295,14 @@ class AsyncHedgeGridClient:
 
     async def get_orders(self) -> Orders:
         return await self._request("GET", "/orders", Orders)
+
+    async def get_fills(
+        self, since: float | None = None, before: int | None = None, limit: int = 100
+    ) -> Fills:
+        return await self._request("GET", fills_path(since, before, limit), Fills)
+
+    async def get_pnl_daily(self) -> PnlDaily:
+        return await self._request("GET", "/pnl/daily", PnlDaily)
 
     async def start(self) -> StartResult:
         return await self._request("POST", "/start", StartResult, EmptyRequest())

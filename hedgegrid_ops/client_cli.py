@@ -1,4 +1,5 @@
-"""Client sub-commands: status, health, ladders, orders, start, stop, flatten, throttle, watch.
+"""Client sub-commands: status, health, ladders, orders, fills, pnl, start, stop, flatten,
+throttle, watch.
 
 The operator's side of the control API, built on ``HedgeGridClient``. Output is a
 readable table by default and the server's JSON with ``--json``, so the same commands
@@ -29,10 +30,12 @@ from typing import Any, TextIO
 import msgspec
 
 from hedgegrid_ops.api import (
+    Fills,
     FlattenResult,
     Health,
     Ladders,
     Orders,
+    PnlDaily,
     RungView,
     StartResult,
     Status,
@@ -58,6 +61,8 @@ CLIENT_COMMANDS = (
     "health",
     "ladders",
     "orders",
+    "fills",
+    "pnl",
     "start",
     "stop",
     "flatten",
@@ -104,6 +109,15 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     add("health", "the server's health verdict as a Nagios exit code (0 OK, 2 CRIT, 3 UNKNOWN)")
     add("ladders", "grid ladders as placed")
     add("orders", "open orders (grid and exits)")
+    fills = add("fills", "fill history, newest first (kept in the node's state directory)")
+    fills.add_argument(
+        "--since", type=float, default=None, help="only fills at or after this unix time"
+    )
+    fills.add_argument(
+        "--before", type=int, default=None, help="only fills older than this seq (paging)"
+    )
+    fills.add_argument("--limit", type=int, default=100, help="page size, 1..1000 (default 100)")
+    add("pnl", "realized PnL, fees, funding and fills per UTC day")
     add("start", "start (or resume) trading")
     add("stop", "pause trading: cancel grid orders, keep positions and exits")
     flatten = add("flatten", "cancel orders and close positions at market")
@@ -387,6 +401,41 @@ def render_orders(d: Orders) -> str:
     return _table(headers, rows) + f"\n\n{count} open order{'s' if count != 1 else ''}"
 
 
+def render_fills(d: Fills) -> str:
+    if not d.fills:
+        return f"no fills (as of {_when(d.timestamp)})"
+    rows = [
+        [
+            _num(f.seq),
+            _when(f.time),
+            f.side,
+            f.position_side.value if f.position_side else "-",
+            _num(f.price),
+            _qty(f.qty),
+            f"{_num(f.commission)} {f.commission_asset}",
+            f.liquidity,
+            _num(f.realized_pnl),
+            f.trade_id,
+            f.client_order_id,
+            f.request_id or "-",
+        ]
+        for f in d.fills
+    ]
+    headers = ["Seq", "Time", "Side", "Pos", "Price", "Qty", "Commission", "Liq"]
+    headers += ["Realized", "Trade id", "Client order id", "Request"]
+    more = f"; older: --before {d.next_before}" if d.next_before is not None else ""
+    return _table(headers, rows) + f"\n\n{d.count} fill{'s' if d.count != 1 else ''}{more}"
+
+
+def render_pnl(d: PnlDaily) -> str:
+    if not d.days:
+        return f"no fills or funding recorded yet (as of {_when(d.timestamp)})"
+    rows = [
+        [r.day, _num(r.realized_pnl), _num(r.fees), _num(r.funding), _num(r.fills)] for r in d.days
+    ]
+    return _table(["Day (UTC)", "Realized PnL", "Fees", "Funding", "Fills"], rows)
+
+
 def render_start(d: StartResult) -> str:
     if d.status == "already_running":
         return f"already running (state {d.trading_state.value})"
@@ -425,6 +474,8 @@ _COMMANDS: dict[str, tuple[Call, Render]] = {
     "status": (lambda c, a: c.get_status(), render_status),
     "ladders": (lambda c, a: c.get_ladders(), render_ladders),
     "orders": (lambda c, a: c.get_orders(), render_orders),
+    "fills": (lambda c, a: c.get_fills(a.since, a.before, a.limit), render_fills),
+    "pnl": (lambda c, a: c.get_pnl_daily(), render_pnl),
     "start": (lambda c, a: c.start(), render_start),
     "stop": (lambda c, a: c.stop(), render_stop),
     "flatten": (lambda c, a: c.flatten(a.side), render_flatten),

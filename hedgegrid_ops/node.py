@@ -32,6 +32,8 @@ from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.identifiers import TraderId
 
 from hedgegrid_ops.config import AnyVenueConfig, BinanceVenueConfig, StrategyConfig
+from hedgegrid_ops.history.recorder import record_fills
+from hedgegrid_ops.history.store import FillHistory
 from hedgegrid_ops.housekeeping import DEFAULT_PURGE_INTERVAL, purge_forever
 from hedgegrid_ops.logs import get_logger
 from hedgegrid_ops.loop_bridge import LoopBridge
@@ -160,6 +162,7 @@ class PaperService:
     ops: OpsService | None
     recorder: RunRecorder = field(default_factory=RunRecorder)
     saver: StateSaver | None = None
+    history: FillHistory | None = None  # the fill history in the state directory
 
 
 def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> PaperService:
@@ -182,6 +185,7 @@ def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> Paper
         options.state.start()  # the writer thread: the loop only ever enqueues
         saver = StateSaver(options.state)
         add_audit_listener(saver.audit)  # the audit trail is also kept in the state directory
+    history = FillHistory(options.state) if options.state is not None else None
     strategy = HedgeGridV1(
         options.strategy,
         reduce_only_exits=False,
@@ -193,6 +197,8 @@ def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> Paper
     )
     node.trader.add_strategy(strategy)
     node.build()
+    if history is not None:
+        record_fills(node.kernel.msgbus, node.cache, str(strategy.id), history)
     venue_problem = None
     if isinstance(options.venue, BinanceVenueConfig):
         from hedgegrid_ops.venues.binance_live.node import attach_monitor
@@ -205,10 +211,11 @@ def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> Paper
             store,
             node_running=node.is_running,
             venue_problem=venue_problem,
+            history=history,
         )
         ops.bus.attach(strategy)  # without the ops layer nothing could send a command
         ops.tap(node.kernel.msgbus, str(strategy.id))  # fills and order events for /events
-    service = PaperService(node, strategy, store, bridge, ops, saver=saver)
+    service = PaperService(node, strategy, store, bridge, ops, saver=saver, history=history)
     store.subscribe(service.recorder)  # per-bar samples for the summary's figures
     return service
 

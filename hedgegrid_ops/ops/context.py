@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hedgegrid_ops.history.store import FillHistory
 from hedgegrid_ops.ops.bus import CommandBus
 from hedgegrid_ops.ops.events import EventHub
 from hedgegrid_ops.ops.metrics import OpsMetrics
@@ -35,6 +36,7 @@ class OpsContext:
     venue_problem: Callable[[], str | None] | None = None
     swagger_dir: Path | None = None  # None: the Swagger UI package is not installed
     events: EventHub | None = None  # None: GET /events closes at once (no hub wired)
+    history: FillHistory | None = None  # None: /fills and /pnl/daily answer 503
     started_monotonic: float = field(default_factory=time.monotonic)
     # Read views encoded once per snapshot: view name -> (snapshot, JSON body).
     encoded_views: dict[str, tuple[object, bytes]] = field(default_factory=dict)

@@ -154,11 +154,35 @@ def _operation(
     return op
 
 
+def query_parameters(query: type[msgspec.Struct]) -> list[Schema]:
+    """OpenAPI ``in: query`` parameters from the Struct a query string decodes into.
+
+    A parameter is optional on the wire; ``null`` (the Struct's "not given") is not
+    something a query string can say, so it is dropped from the schema.
+    """
+    _, components = msgspec.json.schema_components([query], ref_template=REF_TEMPLATE)
+    props = components[query.__name__]["properties"]
+    params: list[Schema] = []
+    for name, schema in props.items():
+        options = [s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"]
+        param_schema = dict(options[0]) if len(options) == 1 else schema
+        if "default" in schema and schema["default"] is not None:
+            param_schema["default"] = schema["default"]
+        description = param_schema.pop("description", None) or schema.get("description")
+        param: Schema = {"name": name, "in": "query", "required": False, "schema": param_schema}
+        if description:
+            param["description"] = description
+        params.append(param)
+    return params
+
+
 def _read(route: ReadRoute, auth_enabled: bool) -> Schema:
     name = route.response.__name__
     op = _operation(
         route.path, route.summary, _json_response(name, name), route.errors, auth_enabled
     )
+    if route.query is not None:
+        op["parameters"] = query_parameters(route.query)
     for status, meaning in route.also:
         op["responses"][str(status)] = _json_response(meaning, name)
     op["responses"] = dict(sorted(op["responses"].items()))

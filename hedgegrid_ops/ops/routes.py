@@ -7,6 +7,7 @@ a command and await its result, so a malformed request can never half-execute.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -19,9 +20,16 @@ from hedgegrid_ops.api import (
     MAX_BODY_BYTES,
     READ_ROUTES,
     CommandRoute,
+    DayPnl,
+    Fill,
+    Fills,
+    FillsQuery,
+    PnlDaily,
     Request,
 )
 from hedgegrid_ops.commands import Actor, CommandUnavailable
+from hedgegrid_ops.grid.types import PositionSide
+from hedgegrid_ops.history.store import FillHistory, StoredFill
 from hedgegrid_ops.logs import sink_problems
 from hedgegrid_ops.ops.audit import audit_attempt
 from hedgegrid_ops.ops.context import CONTEXT, KEY_USED, REQUEST_ID, OpsContext
@@ -104,6 +112,68 @@ async def ladders(request: web.Request) -> web.Response:
 
 async def orders(request: web.Request) -> web.Response:
     return _snapshot_view(request, orders_view)
+
+
+def _history(request: web.Request) -> FillHistory:
+    history = _ctx(request).history
+    if history is None:
+        raise ApiError(503, "unavailable", "no fill history is kept (no state directory)")
+    return history
+
+
+def decode_query[R: Request](request: web.Request, kind: type[R]) -> R:
+    """Validate a query string completely by converting it into its Struct (400 if not)."""
+    query = request.query
+    repeated = sorted({k for k in query if len(query.getall(k)) > 1})
+    if repeated:
+        raise ApiError(400, "invalid_type", f"query parameter given more than once: {repeated}")
+    try:
+        return msgspec.convert(dict(query), kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc, kind) from None
+
+
+async def fills(request: web.Request) -> web.Response:
+    """A page of the history, newest first; the read runs off the loop (SQLite is disk I/O)."""
+    q = decode_query(request, FillsQuery)
+    # One row more than the page: whether an older page exists, without a second query.
+    rows = await asyncio.to_thread(_history(request).fills, q.since, q.before, q.limit + 1)
+    page = [_fill_view(r) for r in rows[: q.limit]]
+    more = len(rows) > q.limit
+    return json_response(
+        Fills(
+            fills=page,
+            count=len(page),
+            next_before=page[-1].seq if more else None,
+            timestamp=time.time(),
+        )
+    )
+
+
+def _fill_view(stored: StoredFill) -> Fill:
+    f = stored.fill
+    return Fill(
+        seq=stored.seq,
+        time=f.ts,
+        trade_id=f.trade_id,
+        client_order_id=f.client_order_id,
+        venue_order_id=f.venue_order_id,
+        side="BUY" if f.side == "BUY" else "SELL",
+        position_side=PositionSide(f.position_side) if f.position_side else None,
+        price=f.price,
+        qty=f.qty,
+        commission=f.commission,
+        commission_asset=f.commission_asset,
+        liquidity="maker" if f.liquidity == "maker" else "taker",
+        realized_pnl=f.realized_pnl,
+        request_id=f.request_id,
+    )
+
+
+async def pnl_daily(request: web.Request) -> web.Response:
+    days = await asyncio.to_thread(_history(request).daily)
+    rows = [DayPnl(d.day, d.realized_pnl, d.fees, d.funding, d.fills) for d in days]
+    return json_response(PnlDaily(days=rows, timestamp=time.time()))
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -248,6 +318,8 @@ _READ_HANDLERS: dict[str, Handler] = {
     "/status": status,
     "/ladders": ladders,
     "/orders": orders,
+    "/fills": fills,
+    "/pnl/daily": pnl_daily,
 }
 
 

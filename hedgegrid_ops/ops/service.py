@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hedgegrid_ops.history.store import FillHistory
 from hedgegrid_ops.logs import get_logger
 from hedgegrid_ops.ops.audit import add_audit_listener, command_audit_sink, remove_audit_listener
 from hedgegrid_ops.ops.bus import CommandBus
@@ -72,6 +73,7 @@ class OpsService:
         node_running: Callable[[], bool],
         stream: StreamSettings | None = None,
         venue_problem: Callable[[], str | None] | None = None,
+        history: FillHistory | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -95,6 +97,7 @@ class OpsService:
             venue_problem=venue_problem,
             swagger_dir=swagger_assets_dir(),
             events=self.events,
+            history=history,
         )
         self._runners: list[GuardedAppRunner] = []
         self._api_port: int | None = None

@@ -47,6 +47,35 @@ MIGRATIONS: tuple[str, ...] = (
         entry TEXT NOT NULL
     );
     """,
+    # 2: the fill and funding history behind GET /fills and GET /pnl/daily (history/store.py).
+    """
+    CREATE TABLE fills (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        day TEXT NOT NULL,
+        trade_id TEXT NOT NULL,
+        client_order_id TEXT NOT NULL,
+        venue_order_id TEXT NOT NULL,
+        side TEXT NOT NULL,
+        position_side TEXT,
+        price REAL NOT NULL,
+        qty REAL NOT NULL,
+        commission REAL NOT NULL,
+        commission_asset TEXT NOT NULL,
+        liquidity TEXT NOT NULL,
+        realized_pnl REAL NOT NULL,
+        request_id TEXT,
+        UNIQUE (trade_id, client_order_id)
+    );
+    CREATE INDEX fills_ts ON fills (ts);
+    CREATE TABLE funding (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        day TEXT NOT NULL,
+        paid_usdt REAL NOT NULL,
+        estimated INTEGER NOT NULL
+    );
+    """,
 )
 
 Write = Callable[[sqlite3.Connection], object]

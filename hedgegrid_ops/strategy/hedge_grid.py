@@ -75,6 +75,7 @@ from hedgegrid_ops.grid.rejections import (
 from hedgegrid_ops.grid.throttle import apply_throttle
 from hedgegrid_ops.grid.types import GridParams, InstrumentRules, OrderRole, PositionSide, Regime
 from hedgegrid_ops.grid.units import NS_PER_SECOND
+from hedgegrid_ops.history.topics import FUNDING_BOOKED_TOPIC, FundingBooked
 from hedgegrid_ops.logs import AUDIT, get_logger
 from hedgegrid_ops.loop_bridge import LoopBridge
 from hedgegrid_ops.snapshot import KillSwitchView, SnapshotStore, StrategySnapshot, TradingState
@@ -689,12 +690,17 @@ class HedgeGridV1(Strategy):
             self.trading_log.info(
                 "funding_settlement_estimated", rate=market.funding_rate, paid_usdt=paid
             )
+            self.msgbus.publish(FUNDING_BOOKED_TOPIC, FundingBooked(paid, now_ns, estimated=True))
         market.next_funding_ns = None  # wait for the venue to announce the next one
 
     def _on_funding_paid(self, payment: FundingPaid) -> None:
         """A settlement the venue booked (live): count what was actually paid."""
         self.counters.funding_payments += 1
         self.counters.funding_paid_usdt += payment.paid_usdt
+        self.msgbus.publish(
+            FUNDING_BOOKED_TOPIC,
+            FundingBooked(payment.paid_usdt, payment.ts_event_ns, estimated=False),
+        )
         self.trading_log.info(
             "funding_settled",
             asset=payment.asset,

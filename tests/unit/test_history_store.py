@@ -1,0 +1,107 @@
+"""The fill history's SQLite store on its own: paging, day totals, funding, reopening.
+
+Real SQLite files in a temporary directory; the node-level test
+(tests/integration/test_fill_history.py) checks the records against Nautilus.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from hedgegrid_ops.history.store import DB_NAME, FillHistory, FillRecord, HistoryError, utc_day
+
+DAY1 = 1_796_000_000.0  # 2026-11-30 UTC
+DAY2 = DAY1 + 86_400
+
+
+def _fill(n: int, ts: float, realized: float, commission: float = 0.02) -> FillRecord:
+    return FillRecord(
+        ts=ts,
+        trade_id=f"T-{n}",
+        client_order_id=f"HG1-LONG-00-{n}",
+        venue_order_id=f"V-{n}",
+        side="BUY",
+        position_side="LONG",
+        price=60_000.0 + n,
+        qty=0.002,
+        commission=commission,
+        commission_asset="USDT",
+        liquidity="maker",
+        realized_pnl=realized,
+        request_id=None,
+    )
+
+
+def test_pages_newest_first_and_since(tmp_path: Path) -> None:
+    history = FillHistory.open(tmp_path)
+    fills = [_fill(n, DAY1 + n, realized=-0.02) for n in range(1, 8)]
+    for f in fills:
+        history.record_fill(f)
+    assert history.flush()
+    got = history.fills(limit=1000)
+    assert [s.seq for s in got] == list(range(7, 0, -1))
+    assert [s.fill for s in got] == fills[::-1]
+    assert [s.seq for s in history.fills(before=5, limit=2)] == [4, 3]
+    assert [s.fill.ts for s in history.fills(since=DAY1 + 5)] == [DAY1 + 7, DAY1 + 6, DAY1 + 5]
+    history.close()
+
+
+def test_daily_totals_with_funding_and_other_fee_assets(tmp_path: Path) -> None:
+    history = FillHistory.open(tmp_path)
+    history.record_fill(_fill(1, DAY1 + 10, realized=-0.02))
+    history.record_fill(_fill(2, DAY1 + 20, realized=1.5))
+    bnb = dataclasses.replace(_fill(3, DAY2 + 5, realized=0.75), commission_asset="BNB")
+    history.record_fill(bnb)
+    history.record_funding(DAY1 + 30, 0.4, estimated=True)
+    history.record_funding(DAY2 + 30, -0.1, estimated=False)
+    history.record_funding(DAY2 + 86_400, 0.2, estimated=False)  # a day with funding only
+    assert history.flush()
+    days = {d.day: d for d in history.daily()}
+    assert list(days) == [utc_day(DAY1), utc_day(DAY2), utc_day(DAY2 + 86_400)]
+    d1, d2, d3 = days.values()
+    assert (d1.fills, d1.realized_pnl, d1.fees, d1.funding) == (2, pytest.approx(1.48), 0.04, 0.4)
+    # A commission in BNB is not a USDT fee; the fill and its realized PnL still count.
+    assert (d2.fills, d2.realized_pnl, d2.fees, d2.funding) == (1, 0.75, 0.0, -0.1)
+    assert (d3.fills, d3.realized_pnl, d3.fees, d3.funding) == (0, 0.0, 0.0, 0.2)
+    history.close()
+
+
+def test_survives_reopening_and_ignores_a_fill_seen_twice(tmp_path: Path) -> None:
+    history = FillHistory.open(tmp_path)
+    history.record_fill(_fill(1, DAY1, realized=-0.02))
+    history.close()  # commits what was queued
+    again = FillHistory.open(tmp_path)
+    again.record_fill(_fill(1, DAY1, realized=-0.02))  # the same trade re-reported
+    again.record_fill(_fill(2, DAY1 + 1, realized=0.5))
+    assert again.flush()
+    # Sequence numbers only grow (an ignored duplicate may leave a gap); T-1 keeps its own.
+    got = [(s.seq, s.fill.trade_id) for s in again.fills()]
+    assert [t for _, t in got] == ["T-2", "T-1"] and got[1][0] == 1 and got[0][0] > 1
+    assert again.write_failures == 0
+    again.close()
+
+
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / DB_NAME).write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(HistoryError) as info:
+        FillHistory.open(tmp_path)
+    assert "\n" not in str(info.value) and DB_NAME in str(info.value)
+
+
+def test_reads_do_not_wait_for_an_open_write(tmp_path: Path) -> None:
+    """WAL: a reader sees the last commit while another connection holds a write lock."""
+    history = FillHistory.open(tmp_path)
+    history.record_fill(_fill(1, DAY1, realized=0.0))
+    assert history.flush()
+    blocker = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        assert [s.seq for s in history.fills()] == [1]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    history.close()

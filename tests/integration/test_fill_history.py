@@ -64,10 +64,10 @@ def _nautilus_fills(cache: Any, strategy_id: Any) -> list[dict[str, Any]]:
     ]
 
 
-async def _stop(service: Any, runner: asyncio.Task) -> None:
+async def _stop(runner: asyncio.Task, state: Any) -> None:
     signal.raise_signal(signal.SIGTERM)  # run_service's own shutdown path
     await asyncio.wait_for(runner, timeout=30)
-    service.history.close()
+    state.close()  # commits what is queued, releases the directory
 
 
 async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
@@ -77,12 +77,15 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
     from hedgegrid_ops.client import AsyncHedgeGridClient
     from hedgegrid_ops.node import build_service, run_service
     from hedgegrid_ops.snapshot import TradingState
+    from hedgegrid_ops.state import StateStore
 
-    options = dataclasses.replace(paper_options(log_dir, SPEED), state_dir=log_dir / "state")
     loop = asyncio.get_running_loop()
     facts: dict[str, Any] = {}
 
-    async def start() -> tuple[Any, asyncio.Task, str]:
+    async def start() -> tuple[Any, asyncio.Task, str, Any]:
+        # As `run` does: open the state directory (its lock, its writer) for this run.
+        state = StateStore.open(log_dir / "state")
+        options = dataclasses.replace(paper_options(log_dir, SPEED), state=state)
         service = build_service(options, loop)
         built.append(service)
         runner = loop.create_task(run_service(service, None))
@@ -95,10 +98,10 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
                 return False
 
         assert await _until(listening, 60), "the ops server never listened"
-        return service, runner, ops.api_url
+        return service, runner, ops.api_url, state
 
     # -- first run: trade, flatten with a known request id, read everything ------------------
-    service, runner, url = await start()
+    service, runner, url, state = await start()
     strategy, cache = service.strategy, service.node.cache
     try:
         facts["got_fills"] = await _until(
@@ -154,16 +157,16 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
                     bad[query] = {"status": resp.status, "body": await resp.json()}
             facts["bad"] = bad
     finally:
-        await _stop(service, runner)
+        await _stop(runner, state)
 
     # -- second run on the same state directory ----------------------------------------------
-    service, runner, url = await start()
+    service, runner, url, state = await start()
     try:
         async with AsyncHedgeGridClient(url) as client:
             facts["after_restart"] = msgspec.to_builtins(await client.get_fills(limit=1000))
             facts["daily_after_restart"] = msgspec.to_builtins(await client.get_pnl_daily())
     finally:
-        await _stop(service, runner)
+        await _stop(runner, state)
     return facts
 
 

@@ -8,14 +8,28 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from hedgegrid_ops.history.store import DB_NAME, FillHistory, FillRecord, HistoryError, utc_day
+from hedgegrid_ops.history.store import FillHistory, FillRecord, utc_day
+from hedgegrid_ops.state.store import DB_NAME, StateStore
 
 DAY1 = 1_796_000_000.0  # 2026-11-30 UTC
 DAY2 = DAY1 + 86_400
+
+
+@contextmanager
+def opened(directory: Path) -> Iterator[FillHistory]:
+    """The history of a state directory opened as ``run`` opens it (writer thread started)."""
+    state = StateStore.open(directory)
+    state.start()
+    try:
+        yield FillHistory(state)
+    finally:
+        state.close()
 
 
 def _fill(n: int, ts: float, realized: float, commission: float = 0.02) -> FillRecord:
@@ -37,7 +51,11 @@ def _fill(n: int, ts: float, realized: float, commission: float = 0.02) -> FillR
 
 
 def test_pages_newest_first_and_since(tmp_path: Path) -> None:
-    history = FillHistory.open(tmp_path)
+    with opened(tmp_path) as history:
+        _pages(history)
+
+
+def _pages(history: FillHistory) -> None:
     fills = [_fill(n, DAY1 + n, realized=-0.02) for n in range(1, 8)]
     for f in fills:
         history.record_fill(f)
@@ -47,11 +65,14 @@ def test_pages_newest_first_and_since(tmp_path: Path) -> None:
     assert [s.fill for s in got] == fills[::-1]
     assert [s.seq for s in history.fills(before=5, limit=2)] == [4, 3]
     assert [s.fill.ts for s in history.fills(since=DAY1 + 5)] == [DAY1 + 7, DAY1 + 6, DAY1 + 5]
-    history.close()
 
 
 def test_daily_totals_with_funding_and_other_fee_assets(tmp_path: Path) -> None:
-    history = FillHistory.open(tmp_path)
+    with opened(tmp_path) as history:
+        _daily(history)
+
+
+def _daily(history: FillHistory) -> None:
     history.record_fill(_fill(1, DAY1 + 10, realized=-0.02))
     history.record_fill(_fill(2, DAY1 + 20, realized=1.5))
     bnb = dataclasses.replace(_fill(3, DAY2 + 5, realized=0.75), commission_asset="BNB")
@@ -67,41 +88,49 @@ def test_daily_totals_with_funding_and_other_fee_assets(tmp_path: Path) -> None:
     # A commission in BNB is not a USDT fee; the fill and its realized PnL still count.
     assert (d2.fills, d2.realized_pnl, d2.fees, d2.funding) == (1, 0.75, 0.0, -0.1)
     assert (d3.fills, d3.realized_pnl, d3.fees, d3.funding) == (0, 0.0, 0.0, 0.2)
-    history.close()
 
 
 def test_survives_reopening_and_ignores_a_fill_seen_twice(tmp_path: Path) -> None:
-    history = FillHistory.open(tmp_path)
-    history.record_fill(_fill(1, DAY1, realized=-0.02))
-    history.close()  # commits what was queued
-    again = FillHistory.open(tmp_path)
-    again.record_fill(_fill(1, DAY1, realized=-0.02))  # the same trade re-reported
-    again.record_fill(_fill(2, DAY1 + 1, realized=0.5))
-    assert again.flush()
-    # Sequence numbers only grow (an ignored duplicate may leave a gap); T-1 keeps its own.
-    got = [(s.seq, s.fill.trade_id) for s in again.fills()]
+    with opened(tmp_path) as history:
+        history.record_fill(_fill(1, DAY1, realized=-0.02))
+    # closing committed what was queued
+    with opened(tmp_path) as again:
+        again.record_fill(_fill(1, DAY1, realized=-0.02))  # the same trade re-reported
+        again.record_fill(_fill(2, DAY1 + 1, realized=0.5))
+        assert again.flush()
+        # Sequence numbers only grow (an ignored duplicate may leave a gap); T-1 keeps its own.
+        got = [(s.seq, s.fill.trade_id) for s in again.fills()]
     assert [t for _, t in got] == ["T-2", "T-1"] and got[1][0] == 1 and got[0][0] > 1
-    assert again.write_failures == 0
-    again.close()
-
-
-def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
-    (tmp_path / DB_NAME).write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(HistoryError) as info:
-        FillHistory.open(tmp_path)
-    assert "\n" not in str(info.value) and DB_NAME in str(info.value)
 
 
 def test_reads_do_not_wait_for_an_open_write(tmp_path: Path) -> None:
     """WAL: a reader sees the last commit while another connection holds a write lock."""
-    history = FillHistory.open(tmp_path)
-    history.record_fill(_fill(1, DAY1, realized=0.0))
-    assert history.flush()
-    blocker = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
+    with opened(tmp_path) as history:
+        history.record_fill(_fill(1, DAY1, realized=0.0))
+        assert history.flush()
+        blocker = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            assert [s.seq for s in history.fills()] == [1]
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+
+
+def test_a_state_directory_from_before_the_history_gains_its_tables(tmp_path: Path) -> None:
+    """Migration 2 adds the tables to a state directory written by an older version."""
+    from hedgegrid_ops.state.store import MIGRATIONS
+
+    conn = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    conn.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    conn.execute("INSERT INTO kv (key, value, updated_at) VALUES ('control', '{}', 1.0)")
+    conn.close()
+    with opened(tmp_path) as history:
+        history.record_fill(_fill(1, DAY1, realized=0.1))
+        assert history.flush()
+        assert [s.fill.trade_id for s in history.fills()] == ["T-1"]
+    state = StateStore.open(tmp_path)
     try:
-        assert [s.seq for s in history.fills()] == [1]
+        assert state.get("control") == "{}"  # the older data is untouched
     finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
-    history.close()
+        state.close()

@@ -243,15 +243,19 @@ MAX_FILLS_PAGE = 1000
 
 
 class FillsQuery(Request, frozen=True):
-    """The query string of GET /fills (validated like a body: unknown keys are errors)."""
+    """The query string of GET /fills (validated like a body: unknown keys are errors).
+
+    Absent parameters are ``UNSET``, not ``None``: a query string cannot say null, and
+    ``?since=null`` must be a 400 rather than "no bound".
+    """
 
     since: (
         Annotated[
             float,
             msgspec.Meta(ge=0, description="Only fills at or after this time (unix seconds)."),
         ]
-        | None
-    ) = None
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
     before: (
         Annotated[
             int,
@@ -259,8 +263,8 @@ class FillsQuery(Request, frozen=True):
                 ge=1, description="Only fills older than this `seq` (the previous page's next)."
             ),
         ]
-        | None
-    ) = None
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
     limit: Annotated[
         int, msgspec.Meta(ge=1, le=MAX_FILLS_PAGE, description="Page size, newest first.")
     ] = 100

@@ -137,7 +137,9 @@ async def fills(request: web.Request) -> web.Response:
     """A page of the history, newest first; the read runs off the loop (SQLite is disk I/O)."""
     q = decode_query(request, FillsQuery)
     # One row more than the page: whether an older page exists, without a second query.
-    rows = await asyncio.to_thread(_history(request).fills, q.since, q.before, q.limit + 1)
+    since = None if q.since is msgspec.UNSET else q.since
+    before = None if q.before is msgspec.UNSET else q.before
+    rows = await asyncio.to_thread(_history(request).fills, since, before, q.limit + 1)
     page = [_fill_view(r) for r in rows[: q.limit]]
     more = len(rows) > q.limit
     return json_response(

@@ -19,25 +19,16 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.child import drive_in_child, emit_result, paper_options, run_child
+from tests.support.polling import until
 
 SPEED = 60.0
 MIN_FILLS = 4
 REQUEST_ID = "req-history-5b1e9a"
 PAGE = 3
-
-
-async def _until(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 def _nautilus_fills(cache: Any, strategy_id: Any) -> list[dict[str, Any]]:
@@ -97,14 +88,14 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
             except RuntimeError:
                 return False
 
-        assert await _until(listening, 60), "the ops server never listened"
+        assert await until(listening, 60), "the ops server never listened"
         return service, runner, ops.api_url, state
 
     # -- first run: trade, flatten with a known request id, read everything ------------------
     service, runner, url, state = await start()
     strategy, cache = service.strategy, service.node.cache
     try:
-        facts["got_fills"] = await _until(
+        facts["got_fills"] = await until(
             lambda: len(_nautilus_fills(cache, strategy.id)) >= MIN_FILLS, 120
         )
         async with aiohttp.ClientSession() as http:
@@ -112,7 +103,7 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
                 f"{url}/flatten", json={"side": "both"}, headers={"X-Request-ID": REQUEST_ID}
             ) as resp:
                 facts["flatten_status"] = resp.status
-            facts["paused"] = await _until(
+            facts["paused"] = await until(
                 lambda: (
                     strategy.trading_state is TradingState.PAUSED
                     and not cache.positions_open(strategy_id=strategy.id)
@@ -152,6 +143,7 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
                 "since=-1",
                 "color=red",
                 "limit=5&limit=6",
+                "since=null",
             ):
                 async with http.get(f"{url}/fills?{query}") as resp:
                     bad[query] = {"status": resp.status, "body": await resp.json()}
@@ -244,6 +236,7 @@ def test_fills_and_daily_pnl_match_nautilus_and_survive_a_restart() -> None:
     assert bad["since=-1"]["body"]["error"] == "out_of_range"
     assert bad["limit=ten"]["body"]["error"] == "invalid_type"
     assert bad["color=red"]["body"]["error"] == "unknown_field"
+    assert bad["since=null"]["body"]["error"] == "invalid_type"  # a query cannot say null
     assert all(b["body"]["request_id"] and b["body"]["detail"] for b in bad.values())
 
     # After a restart on the same state directory, the first run's fills are all still

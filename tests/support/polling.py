@@ -51,3 +51,16 @@ async def poll[T](
         await asyncio.sleep(interval)
         last = await fetch()
     return last
+
+
+async def until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+    """Whether ``predicate()`` became true within ``timeout`` seconds (on the running loop).
+
+    For child-process scenarios that report facts instead of asserting on the spot.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(interval)
+    return True

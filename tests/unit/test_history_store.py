@@ -134,3 +134,18 @@ def test_a_state_directory_from_before_the_history_gains_its_tables(tmp_path: Pa
         assert state.get("control") == "{}"  # the older data is untouched
     finally:
         state.close()
+
+
+def test_funding_the_strategy_publishes_reaches_the_day_totals(tmp_path: Path) -> None:
+    """What the strategy publishes on FUNDING_BOOKED_TOPIC, through the recorder's handler."""
+    from hedgegrid_ops.history.recorder import FillRecorder
+    from hedgegrid_ops.history.topics import FundingBooked
+
+    with opened(tmp_path) as history:
+        recorder = FillRecorder(cache=None, history=history)
+        recorder.on_funding(FundingBooked(0.25, int(DAY1 * 1e9), estimated=True))
+        recorder.on_funding(FundingBooked(-0.05, int((DAY1 + 28_800) * 1e9), estimated=True))
+        recorder.on_funding({"paid_usdt": 9.0})  # not a FundingBooked: ignored
+        assert history.flush()
+        (day,) = history.daily()
+    assert (day.day, day.fills, day.funding) == (utc_day(DAY1), 0, pytest.approx(0.2))

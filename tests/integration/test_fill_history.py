@@ -22,6 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+from hedgegrid_ops.api import Fills, PnlDaily
+from hedgegrid_ops.client_cli import render_fills, render_pnl
 from tests.child import drive_in_child, emit_result, paper_options, run_child
 from tests.support.polling import until
 
@@ -63,7 +67,6 @@ async def _stop(runner: asyncio.Task, state: Any) -> None:
 
 async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
     import aiohttp
-    import msgspec
 
     from hedgegrid_ops.client import AsyncHedgeGridClient
     from hedgegrid_ops.node import build_service, run_service
@@ -248,3 +251,10 @@ def test_fills_and_daily_pnl_match_nautilus_and_survive_a_restart() -> None:
         if d["day"] in before_days:
             assert d["fills"] >= before_days[d["day"]]["fills"]
     assert sum(d["fills"] for d in facts["daily_after_restart"]["days"]) >= len(fills)
+
+    # The CLI's tables show the same pages (decoded as the client decodes them).
+    table = render_fills(msgspec.convert(pages[0], Fills))
+    assert all(f["trade_id"] in table for f in pages[0]["fills"])
+    assert f"--before {pages[0]['next_before']}" in table
+    daily_table = render_pnl(msgspec.convert(facts["daily"], PnlDaily))
+    assert all(d["day"] in daily_table for d in days)

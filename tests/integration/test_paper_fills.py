@@ -62,7 +62,10 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
 
     strategy_cfg = load_strategy_config(STRATEGY_YAML)
     strategy_cfg = msgspec.structs.replace(
-        strategy_cfg, grid=msgspec.structs.replace(strategy_cfg.grid, base_qty=Decimal(BASE_QTY))
+        strategy_cfg,
+        grid=msgspec.structs.replace(strategy_cfg.grid, base_qty=Decimal(BASE_QTY)),
+        # the legs must outgrow the book; the kill switch's 0.1 BTC cap is not under test
+        risk=msgspec.structs.replace(strategy_cfg.risk, max_position_qty=None),
     )
     venue = load_venue_config(VENUE_YAML)
     venue = msgspec.structs.replace(

@@ -8,9 +8,8 @@ mistake and any runner of the app (the service, an in-process test) gets both.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -21,48 +20,67 @@ LAG_PROBE_EVERY = 0.005  # seconds between probes
 TIMER_ROUNDING = 0.001  # libuv/asyncio timers fire up to 1 ms late by design
 
 
-def _resolve_with_time(fut: asyncio.Future[float], clock: Callable[[], float]) -> None:
-    """Set ``fut`` to the time this callback ran (unless it was cancelled meanwhile)."""
-    if not fut.done():
-        fut.set_result(clock())
-
-
-async def track_loop_lag(metrics: OpsMetrics) -> None:
-    """Probe how long a callback that becomes ready waits for the loop.
+class LoopLagProbe:
+    """Probes how long a callback that becomes ready waits for the loop.
 
     Every few milliseconds the probe measures two waits and keeps the larger: how late
-    its sleep ended (less the timer's 1 ms rounding, which is not lag), which catches
+    its timer fired (less the timer's 1 ms rounding, which is not lag), which catches
     one long block, and how long a ``call_soon`` callback then waited, which is the wait
-    an arriving request or command sees while the loop works through a busy queue."""
-    loop = asyncio.get_running_loop()
-    clock = time.perf_counter
-    window_end, worst = loop.time() + LAG_WINDOW, 0.0
-    while True:
-        slept = clock()
-        await asyncio.sleep(LAG_PROBE_EVERY)
-        ran: asyncio.Future[float] = loop.create_future()
-        queued = clock()
-        loop.call_soon(_resolve_with_time, ran, clock)
-        lag = max(await ran - queued, queued - slept - LAG_PROBE_EVERY - TIMER_ROUNDING)
-        lag = max(lag, 0.0)
-        metrics.observe_loop_lag(lag)
-        worst = max(worst, lag)
-        if loop.time() >= window_end:
-            metrics.set_loop_lag(worst)
-            window_end, worst = loop.time() + LAG_WINDOW, 0.0
+    an arriving request or command sees while the loop works through a busy queue.
+    Plain callbacks, no task or future: the probe runs 200 times a second and must
+    cost the strategy next to nothing."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, metrics: OpsMetrics) -> None:
+        self._loop = loop
+        self._metrics = metrics
+        self._clock = time.perf_counter
+        self._timer: asyncio.TimerHandle | None = None
+        self._window_end = loop.time() + LAG_WINDOW
+        self._worst = 0.0
+        self._armed_at = 0.0
+        self._timer_lag = 0.0
+        self._queued_at = 0.0
+        self._stopped = False
+
+    def start(self) -> None:
+        self._arm()
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self) -> None:
+        self._armed_at = self._clock()
+        self._timer = self._loop.call_later(LAG_PROBE_EVERY, self._fired)
+
+    def _fired(self) -> None:
+        now = self._clock()
+        self._timer_lag = now - self._armed_at - LAG_PROBE_EVERY - TIMER_ROUNDING
+        self._queued_at = now
+        self._timer = None
+        self._loop.call_soon(self._ran)
+
+    def _ran(self) -> None:
+        lag = max(self._clock() - self._queued_at, self._timer_lag, 0.0)
+        self._metrics.observe_loop_lag(lag)
+        self._worst = max(self._worst, lag)
+        if self._loop.time() >= self._window_end:
+            self._metrics.set_loop_lag(self._worst)
+            self._window_end, self._worst = self._loop.time() + LAG_WINDOW, 0.0
+        if not self._stopped:
+            self._arm()
 
 
 async def background_tasks(app: web.Application) -> AsyncIterator[None]:
     """``cleanup_ctx`` of the API app: run the command consumer and the lag probe."""
     ctx = app[CONTEXT]
     ctx.bus.start()
-    lag = asyncio.get_running_loop().create_task(
-        track_loop_lag(ctx.metrics), name="hedgegrid-loop-lag"
-    )
+    probe = LoopLagProbe(asyncio.get_running_loop(), ctx.metrics)
+    probe.start()
     try:
         yield
     finally:
-        lag.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await lag
+        probe.stop()
         await ctx.bus.close()

@@ -137,18 +137,24 @@ async def test_the_api_app_runs_its_background_tasks_for_its_lifetime() -> None:
     service.bus.attach(target)
     runner = aiohttp.web.AppRunner(build_api_app(service.context))
 
-    def lag_probes() -> list[asyncio.Task[object]]:
-        return [t for t in asyncio.all_tasks() if t.get_name() == "hedgegrid-loop-lag"]
+    def lag_probes() -> float:  # probes run so far (the histogram's count)
+        try:
+            return float(service.metrics.loop_lag_probe.get({})["count"])
+        except KeyError:
+            return 0.0
 
-    assert lag_probes() == []
+    await asyncio.sleep(0.05)
+    assert lag_probes() == 0
     await runner.setup()  # no socket: the app's lifecycle alone starts the tasks
     try:
-        assert len(lag_probes()) == 1
+        await asyncio.sleep(0.05)
+        assert lag_probes() >= 2  # a probe every 5 ms
         result = await service.bus.submit(Action.STOP, EmptyRequest(), Actor("test"))
         assert result.status == "stopped" and [c[0] for c in target.calls] == ["stop"]
     finally:
         await runner.cleanup()
-    await asyncio.sleep(0)
-    assert lag_probes() == []
+    stopped_at = lag_probes()
+    await asyncio.sleep(0.05)
+    assert lag_probes() == stopped_at  # the probe stopped with the app
     with pytest.raises(CommandUnavailable):
         await service.bus.submit(Action.STOP, EmptyRequest(), Actor("test"))

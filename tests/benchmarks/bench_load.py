@@ -140,6 +140,8 @@ def program(speed: str, log_dir: Path) -> Iterator[tuple[Server, float]]:
             "0",
             "--log-dir",
             str(log_dir),
+            "--state-dir",  # a fresh state: a saved pause or halt would skew the run
+            str(log_dir / "state"),
             "--post-budget",
             "1000000",
         ],
@@ -334,6 +336,7 @@ def measure_program(load: str, speed: str) -> dict[str, Any]:
 def _cpu_per_bar(speed: str, with_ops: bool, log_dir: Path) -> dict[str, float]:
     """CPU seconds the program spends per bar while it trades, without HTTP load."""
     args = ["run", "--speed", speed, "--log-dir", str(log_dir)]
+    args += ["--state-dir", str(log_dir / "state")]  # fresh: no saved pause or halt
     if with_ops:
         args += ["--enable-ops", "--api-port", "0", "--prometheus-port", "0"]
     proc = subprocess.Popen(

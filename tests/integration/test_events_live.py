@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from tests.child import emit_result, paper_options, run_child
+from tests.child import drive_in_child, emit_result, paper_options, run_child
 from tests.support.websocket import stalled_events_client
 
 SPEED = 60.0
@@ -73,7 +73,7 @@ def _summary(msg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def _scenario(log_dir: Path) -> dict[str, Any]:
+async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
     import aiohttp
 
     from hedgegrid_ops.node import build_service, run_service
@@ -181,19 +181,9 @@ async def _scenario(log_dir: Path) -> dict[str, Any]:
     return facts
 
 
-built: list[Any] = []
-
-
 def drive_node(log_dir: Path) -> dict[str, Any]:
-    from hedgegrid_ops.logs import configure_logging, shutdown_logging
-
-    configure_logging(log_dir, stdout=False)
-    try:
-        facts = asyncio.run(_scenario(log_dir))
-    finally:
-        for service in built:
-            service.node.dispose()
-        shutdown_logging()
+    """The scenario, then the drop lines from the trading log (complete once logging shut down)."""
+    facts: dict[str, Any] = drive_in_child(_scenario, log_dir)
     facts["drop_lines"] = [
         line
         for line in (log_dir / "trading.log").read_text().splitlines()

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.child import emit_result, paper_options, run_child
+from tests.child import drive_in_child, emit_result, paper_options, run_child
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEED = 60.0
@@ -76,7 +76,7 @@ async def _raw_posts(
     return out
 
 
-async def _scenario(log_dir: Path) -> dict[str, Any]:
+async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
     import aiohttp
     from nautilus_trader.model.currencies import USDT
     from nautilus_trader.model.identifiers import Venue
@@ -199,21 +199,6 @@ async def _scenario(log_dir: Path) -> dict[str, Any]:
         await asyncio.wait_for(runner, timeout=30)
     return facts
 
-
-# Services built by the child, disposed of after its loop has ended.
-built: list[Any] = []
-
-
-def drive_node(log_dir: Path) -> dict[str, Any]:
-    from hedgegrid_ops.logs import configure_logging, shutdown_logging
-
-    configure_logging(log_dir, stdout=False)
-    try:
-        facts = asyncio.run(_scenario(log_dir))
-    finally:
-        for service in built:
-            service.node.dispose()  # only valid once the loop has finished
-        shutdown_logging()
     return facts
 
 
@@ -288,5 +273,5 @@ def test_flatten_leaves_nautilus_flat_and_the_grid_paused_until_start() -> None:
 
 
 if __name__ == "__main__":  # the child: python -m tests.integration.test_ops_inprocess DIR
-    result = drive_node(Path(sys.argv[1]))
+    result = drive_in_child(_scenario, Path(sys.argv[1]))
     emit_result(result)

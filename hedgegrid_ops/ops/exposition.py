@@ -25,8 +25,10 @@ from aioprometheus.metricdict import MetricDict
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-# Label key (as aioprometheus stores it) -> rendered ``{k="v",...}`` with const labels.
-_label_text_cache: dict[tuple[int, object], str] = {}
+# (const labels, label key as aioprometheus stores it) -> rendered ``{k="v",...}``.
+# Keyed by the labels' values, not by object identity: an id can be reused once a
+# registry is gone, and another instrument's labels must never be served from here.
+_label_text_cache: dict[tuple[tuple[tuple[str, object], ...], object], str] = {}
 
 
 def _escape(value: object) -> str:
@@ -50,7 +52,7 @@ def _number(value: float) -> str:
 
 
 def _label_text(const: Mapping[str, object], key: object) -> str:
-    cache_key = (id(const), key)
+    cache_key = (tuple(const.items()), key)
     text = _label_text_cache.get(cache_key)
     if text is None:
         own = {} if key == MetricDict.EMPTY_KEY else orjson.loads(key)  # type: ignore[arg-type]

@@ -33,7 +33,6 @@ class SnapshotPublisher:
         self._build = build
         self._schedule = schedule
         self._pending = False
-        self.builds = 0
 
     def request(self) -> None:
         """Something the snapshot shows has changed (call on the loop thread only)."""
@@ -53,5 +52,4 @@ class SnapshotPublisher:
     def _publish(self) -> None:
         self._pending = False
         if self._store is not None:
-            self.builds += 1
             self._store.publish(self._build())

@@ -1,4 +1,4 @@
-"""The live event hub behind ``GET /events``: one producer side, many bounded client queues.
+"""The live event hub behind ``GET /events``: one producer side, many bounded clients.
 
 Why it is shaped this way:
 
@@ -6,13 +6,18 @@ Why it is shaped this way:
   no flush is pending, schedules one ``_flush`` ``flush_interval`` (20 ms) later;
   encoding and fan-out happen in that callback, after the strategy has returned, for
   everything published meanwhile. Nothing here ever awaits a client.
+- The fan-out costs one write per client per flush, whatever the number of messages or
+  clients: each message is encoded and framed once (``ops/wsframe.py``), the frames of
+  one flush are joined, and the same bytes go to every client's socket in one write
+  from that callback. No per-client task wakes up, nothing is copied per client.
 - Snapshots are coalesced. The store tells the hub about every snapshot (after every
   bar and order event), but the hub encodes and sends at most one per
-  ``snapshot_interval`` for all clients together, so the cost does not grow with the
-  event rate or the number of clients (one encode, N ``send_nowait``).
-- Each client has a bounded anyio memory stream. When it is full the client is
-  dropped with a reason (its connection is closed with ``CLOSE_SLOW``), never buffered
-  without bound, so a stalled browser cannot grow memory or slow anyone else.
+  ``snapshot_interval`` for all clients together.
+- Each client is bounded: a batch that does not reach the kernel at once waits in the
+  connection's transport, and when more than ``buffer`` messages wait there the client
+  is dropped with a reason (its connection is closed with ``CLOSE_SLOW_CONSUMER``),
+  never buffered without bound, so a stalled browser cannot grow memory or slow anyone
+  else.
 - Every message carries a hub-wide ``seq``; a client sees strictly increasing values
   (gaps mean messages it was not connected for).
 
@@ -28,16 +33,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-import anyio
 import msgspec
 import orjson
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from hedgegrid_ops.ops.wsframe import text_frames
 from hedgegrid_ops.snapshot import StrategySnapshot, TradingState
 
 # WebSocket close codes the stream uses (4000-4999 are the application's own range).
@@ -67,11 +72,11 @@ class StreamSettings:
     """Limits of the event stream. Defaults suit a handful of operators and scripts."""
 
     max_clients: int = 64
-    buffer: int = 256  # messages queued per client before it counts as stalled
+    buffer: int = 256  # messages waiting to be sent to a client before it counts as stalled
     snapshot_interval: float = 0.25  # at most 4 snapshot messages per second
-    # Events are fanned out in batches at most this often: each fan-out wakes every
-    # client's writer once, so batching keeps the wake-ups per second independent of
-    # how many events a bar produces (an event waits at most this long).
+    # Events are fanned out in batches at most this often: each fan-out is one write per
+    # client, so batching keeps the writes per second independent of how many events a
+    # bar produces (an event waits at most this long).
     flush_interval: float = 0.02
     heartbeat_interval: float = 2.0
     auth_timeout: float = 5.0  # seconds a browser has to send its key
@@ -93,27 +98,61 @@ def encode(message: dict[str, Any]) -> bytes:
     return orjson.dumps(message, default=msgspec.to_builtins)
 
 
-class Subscriber:
-    """One connected client: its bounded queue and, once dropped, why."""
+class FrameSink(Protocol):
+    """Where a client's frames go: its connection's transport, seen from the hub."""
 
-    def __init__(self, ident: int, buffer: int) -> None:
+    def write(self, data: bytes) -> None:
+        """Hand ``data`` to the connection; never blocks (what the kernel does not take
+        at once waits in the transport)."""
+
+    def unsent(self) -> int:
+        """Bytes written but not yet taken by the kernel."""
+
+    def gone(self) -> bool:
+        """True once the connection is closing: nothing more may be written."""
+
+
+class Subscriber:
+    """One connected client: where its frames go, how far behind it is and, once dropped,
+    why.
+
+    ``limit`` bounds the messages that may wait in the transport (written, not yet taken
+    by the kernel). The count is kept per batch: the end offset of every batch that did
+    not go out at once, forgotten as the transport drains; a client that keeps up never
+    has any, so the bookkeeping costs it nothing.
+    """
+
+    def __init__(self, ident: int, sink: FrameSink, limit: int) -> None:
         self.id = ident
-        self.send: MemoryObjectSendStream[bytes]
-        self.receive: MemoryObjectReceiveStream[bytes]
-        self.send, self.receive = anyio.create_memory_object_stream[bytes](buffer)
+        self._sink = sink
+        self._limit = limit
+        self._written = 0  # bytes this hub wrote to the client
+        self._backlog: deque[tuple[int, int]] = deque()  # (end offset, messages) per batch
+        self.waiting = 0  # messages in the backlog
         self.dropped: asyncio.Event = asyncio.Event()
         self.drop_reason: str | None = None
         self.drop_code = CLOSE_SLOW_CONSUMER
 
-    def offer(self, payload: bytes) -> bool:
-        """Queue without waiting; False when the queue is full or the client is gone."""
-        try:
-            self.send.send_nowait(payload)
-        except anyio.WouldBlock:
-            return False
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            return False
-        return True
+    def deliver(self, frames: bytes, count: int) -> bool:
+        """Write ``count`` messages' frames; False when more than ``limit`` now wait."""
+        sink = self._sink
+        if sink.gone():  # closing: its handler unsubscribes it
+            return True
+        sink.write(frames)
+        self._written += len(frames)
+        unsent = sink.unsent()
+        backlog = self._backlog
+        if not unsent:
+            if backlog:
+                backlog.clear()
+                self.waiting = 0
+            return True
+        backlog.append((self._written, count))
+        self.waiting += count
+        sent = self._written - unsent
+        while backlog[0][0] <= sent:  # never empties: the last batch is not all sent
+            self.waiting -= backlog.popleft()[1]
+        return self.waiting <= self._limit
 
 
 SnapshotRenderer = Callable[[StrategySnapshot], Any]
@@ -245,8 +284,8 @@ class EventHub:
 
     # ---- the consumer side -----------------------------------------------------------
 
-    def subscribe(self) -> Subscriber:
-        """A new client's queue, primed with the latest snapshot and the health verdict.
+    def subscribe(self, sink: FrameSink) -> Subscriber:
+        """A new client writing to ``sink``, sent the latest snapshot and the health verdict.
 
         Raises ``StreamFull`` when the cap is reached.
         """
@@ -258,8 +297,9 @@ class EventHub:
         # now, so the newcomer never sees an event its snapshot already counts; later ones
         # stay pending and reach the newcomer too.
         self._flush(before=self._generation)
-        sub = Subscriber(next(self._ids), self.settings.buffer)
+        sub = Subscriber(next(self._ids), sink, self.settings.buffer)
         self._subs[sub.id] = sub
+        priming: list[bytes] = []
         if self._latest is not None:
             if self._last_snapshot_msg is None or self._snapshot_dirty:
                 self._last_snapshot_msg = self._message(
@@ -267,16 +307,17 @@ class EventHub:
                 )
                 if self._snapshot_timer is None:  # no other client waits for this one
                     self._snapshot_dirty = False
-            sub.offer(self._last_snapshot_msg)
+            priming.append(self._last_snapshot_msg)
         if self._render_health is not None:  # so a new page shows health at once
-            sub.offer(self._message(EventType.HEARTBEAT, {"health": self._render_health()}))
+            priming.append(self._message(EventType.HEARTBEAT, {"health": self._render_health()}))
+        if priming:
+            sub.deliver(text_frames(priming), len(priming))
         self._ensure_heartbeat()
         self._report_clients()
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         if self._subs.pop(sub.id, None) is not None:
-            sub.send.close()
             self._report_clients()
 
     # ---- internals -------------------------------------------------------------------
@@ -286,17 +327,21 @@ class EventHub:
             {"type": str(kind), "seq": next(self._seq), "time": self._clock(), "data": data}
         )
 
-    def _fan_out(self, payload: bytes) -> None:
+    def _fan_out(self, messages: list[bytes]) -> None:
+        """Frame ``messages`` once and write them to every client in one write each."""
+        if not messages or not self._subs:
+            return
+        frames, count = text_frames(messages), len(messages)
         for sub in list(self._subs.values()):
-            if not sub.offer(payload):
+            if not sub.deliver(frames, count):
                 self._drop(
                     sub,
                     f"too slow: {self.settings.buffer} messages were waiting to be sent",
                     CLOSE_SLOW_CONSUMER,
                 )
 
-    def _flush(self, before: int | None = None) -> None:
-        """Send pending events published before generation ``before``.
+    def _due(self, before: int | None = None) -> list[bytes]:
+        """Encode and take the pending events published before generation ``before``.
 
         By default that is everything, except while a snapshot waits to be sent: events
         newer than it then wait for it, so a client never gets an event before a
@@ -312,25 +357,30 @@ class EventHub:
         else:
             due = [p for p in self._pending if p[2] < before]
             self._pending = [p for p in self._pending if p[2] >= before]
-        for kind, data, _ in due:
-            self._fan_out(self._message(kind, data))
         if self._pending and self._loop is not None:
             self._flush_timer = self._loop.call_later(self.settings.flush_interval, self._flush)
+        return [self._message(kind, data) for kind, data, _ in due]
+
+    def _flush(self, before: int | None = None) -> None:
+        """Send the pending events that are due (see ``_due``) as one batch."""
+        self._fan_out(self._due(before))
 
     def _send_snapshot(self) -> None:
         self._snapshot_timer = None
         if self._loop is None or not self._snapshot_dirty or self._latest is None:
             return
-        # Events published before this snapshot go out before it; later ones (a fill the
-        # strategy has not published a snapshot for yet) wait for the next flush.
-        self._flush(before=self._generation)
+        # Events published before this snapshot go out before it, in the same batch; later
+        # ones (a fill the strategy has not published a snapshot for yet) wait for the
+        # next flush.
+        batch = self._due(before=self._generation)
         self._snapshot_dirty = False
         self._last_snapshot_sent = self._loop.time()
         self._last_snapshot_msg = self._message(
             EventType.SNAPSHOT, self._render_snapshot(self._latest)
         )
         self.sent_snapshots += 1
-        self._fan_out(self._last_snapshot_msg)
+        batch.append(self._last_snapshot_msg)
+        self._fan_out(batch)
 
     def _ensure_heartbeat(self) -> None:
         if self._heartbeat_timer is None and self._loop is not None:
@@ -343,8 +393,9 @@ class EventHub:
         if not self._subs:
             return
         health = self._render_health() if self._render_health is not None else None
-        self._flush()
-        self._fan_out(self._message(EventType.HEARTBEAT, {"health": health}))
+        batch = self._due()
+        batch.append(self._message(EventType.HEARTBEAT, {"health": health}))
+        self._fan_out(batch)
         self._ensure_heartbeat()
 
     def _drop(self, sub: Subscriber, reason: str, code: int) -> None:
@@ -352,7 +403,6 @@ class EventHub:
             return
         sub.drop_reason = reason
         sub.drop_code = code
-        sub.send.close()
         sub.dropped.set()
         if code == CLOSE_SLOW_CONSUMER and self._on_drop is not None:
             self._on_drop("slow_consumer")

@@ -7,11 +7,13 @@ first message within ``auth_timeout`` seconds. Either way a missing or wrong key
 the connection with ``CLOSE_UNAUTHORIZED`` (4401) and a reason, before any data is sent.
 The route is therefore "open" to the HTTP auth middleware: this handler does the check.
 
-One task per connection writes the client's queue to the socket; the handler reads
-(and ignores) what the client sends, so pings and close frames are answered. When the
-hub drops the client (it fell ``buffer`` messages behind) the writer is cancelled and
-the socket closed with ``CLOSE_SLOW_CONSUMER``; a stalled peer that does not even read
-the close frame has its transport closed after a short grace period.
+The hub writes the client's frames straight into the connection's transport
+(``_TransportSink``): one write per fan-out, the same pre-framed bytes for every client,
+no writer task per connection. The handler only reads (and ignores) what the client
+sends, so pings and close frames are answered. When the hub drops the client (more than
+``buffer`` messages waited to be sent) the socket is closed with ``CLOSE_SLOW_CONSUMER``;
+a stalled peer that does not even read the close frame has its transport closed after a
+short grace period.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import socket
 import time
 from typing import Any
 
-import anyio
 import orjson
 from aiohttp import WSMsgType, web
 
@@ -39,7 +40,6 @@ from hedgegrid_ops.ops.events import (
     CLOSE_UNAUTHORIZED,
     EventHub,
     StreamFull,
-    Subscriber,
 )
 from hedgegrid_ops.ops.views import health_view, ladders_view, orders_view, status_view
 from hedgegrid_ops.snapshot import StrategySnapshot
@@ -138,26 +138,30 @@ def _bound_send_buffer(request: web.Request) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
 
 
-async def _pump(sub: Subscriber, ws: web.WebSocketResponse) -> None:
-    """Write the client's queue to the socket, draining what is there without yielding.
+class _TransportSink:
+    """The hub's view of one WebSocket connection: its transport, until it closes.
 
-    anyio's ``receive`` yields to the loop once per item even when items are waiting;
-    with many clients that is a loop iteration per message per client, so queued items
-    are taken with ``receive_nowait`` and the task only sleeps when the queue is empty.
+    Frames written here bypass aiohttp's per-message writer, which is safe because the
+    connection is uncompressed and every write is whole frames: aiohttp's own pings and
+    the close frame are whole frames too and cannot interleave with ours. Once the
+    handler starts closing (``ws.closed``) nothing more is written, so no data frame can
+    follow the close frame.
     """
-    receive = sub.receive
-    async with receive:
-        while True:
-            try:
-                payload = receive.receive_nowait()
-            except anyio.WouldBlock:
-                try:
-                    payload = await receive.receive()
-                except anyio.EndOfStream:
-                    return
-            except anyio.EndOfStream:
-                return
-            await ws.send_frame(payload, WSMsgType.TEXT)
+
+    __slots__ = ("_transport", "_ws")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
+        self._ws = ws
+        self._transport = transport
+
+    def write(self, data: bytes) -> None:
+        self._transport.write(data)
+
+    def unsent(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def gone(self) -> bool:
+        return self._ws.closed or self._transport.is_closing()
 
 
 async def _read(ws: web.WebSocketResponse) -> None:
@@ -189,22 +193,23 @@ async def events(request: web.Request) -> web.StreamResponse:
             code = CLOSE_BAD_MESSAGE if refused.startswith("the first") else CLOSE_UNAUTHORIZED
             await _close(ws, code, refused)
             return ws
+    transport = request.transport
+    if transport is None:  # the peer went away during the handshake
+        return ws
     try:
-        sub = hub.subscribe()
+        sub = hub.subscribe(_TransportSink(ws, transport))
     except StreamFull as exc:
         log.warning("events_refused", client=request.remote, reason=str(exc))
         await _close(ws, CLOSE_TRY_AGAIN_LATER, str(exc))
         return ws
     loop = asyncio.get_running_loop()
-    writer = loop.create_task(_pump(sub, ws), name=f"hedgegrid-events-{sub.id}")
     reader = loop.create_task(_read(ws), name=f"hedgegrid-events-read-{sub.id}")
     dropped = loop.create_task(sub.dropped.wait())
     try:
-        await asyncio.wait({writer, reader, dropped}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({reader, dropped}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         hub.unsubscribe(sub)
-        for task in (writer, dropped):
-            task.cancel()
+        dropped.cancel()
         if sub.drop_reason is not None:
             if sub.drop_code == CLOSE_SLOW_CONSUMER:
                 log.warning("events_client_dropped", client=request.remote, reason=sub.drop_reason)
@@ -212,7 +217,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         elif not ws.closed:
             await _close(ws, CLOSE_GOING_AWAY, "closing")
         reader.cancel()
-        for task in (writer, reader, dropped):
+        for task in (reader, dropped):
             with contextlib.suppress(BaseException):
                 await task
     return ws

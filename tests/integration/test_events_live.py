@@ -35,7 +35,7 @@ from tests.support.websocket import stalled_events_client
 
 SPEED = 60.0
 API_KEY = "events-live-key-0b7c"
-BUFFER = 256  # the default queue: with the bounded send buffer a stall shows in seconds
+BUFFER = 256  # the default bound: with the bounded send buffer a stall shows in seconds
 
 
 async def _until(predicate: Callable[[], bool], timeout: float) -> bool:
@@ -122,9 +122,7 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
             stalled_at = time.monotonic()
             facts["stall_dropped"] = await _until(lambda: ops.events.clients == 3, 60)
             facts["stall_seconds"] = round(time.monotonic() - stalled_at, 2)
-            facts["queues"] = [
-                sub.receive.statistics().current_buffer_used for sub in ops.events._subs.values()
-            ]
+            facts["waiting"] = [sub.waiting for sub in ops.events._subs.values()]
             facts["bytes_sent"] = {
                 k: v for k, v in ops.events.__dict__.items() if k == "sent_snapshots"
             }

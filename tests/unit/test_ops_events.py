@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import orjson
@@ -340,23 +339,66 @@ async def test_a_dropped_client_reads_the_close_code_when_it_catches_up(tmp_path
         tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=settings
     ) as ops:
         hub = ops.service.events
-        async with ops.http.ws_connect(ws_url(ops), headers={"X-API-Key": API_KEY}) as ws:
+        async with ops.http.ws_connect(
+            ws_url(ops), headers={"X-API-Key": API_KEY}, max_msg_size=0
+        ) as ws:
             await receive_json(ws)
-            for i in range(10):  # one loop iteration: the writer cannot drain in between
-                hub.publish(EventType.FILL, {"n": i})
-            msgs: list[Any] = []
+            # The client stops reading (aiohttp stops reading the socket once 64 KiB wait
+            # unread); the server keeps publishing until it gives the client up.
+            blob = "x" * 4000
+            sent = 0
+            while hub.clients == 1 and sent < 20_000:
+                for _ in range(50):
+                    hub.publish(EventType.FILL, {"n": sent, "pad": blob})
+                    sent += 1
+                await asyncio.sleep(0.03)  # one flush: one write of the batch
+            assert hub.clients == 0, "the client that stopped reading was never dropped"
+            for n in range(sent, sent + 10):  # nothing published after the drop reaches it
+                hub.publish(EventType.FILL, {"n": n})
+            await asyncio.sleep(0.05)
+            got: list[int] = []
             while True:
                 msg = await ws.receive(timeout=5)
                 if msg.type is not aiohttp.WSMsgType.TEXT:
                     break
-                if orjson.loads(msg.data)["type"] == "fill":
-                    msgs.append(orjson.loads(msg.data))
+                data = orjson.loads(msg.data)
+                if data["type"] == "fill":
+                    got.append(data["data"]["n"])
             assert ws.close_code == CLOSE_SLOW_CONSUMER
-            assert "too slow" in (msg.extra or "")
-        # what it got is an unbroken prefix; what was still queued when it was dropped is gone
-        got = [m["data"]["n"] for m in msgs]
-        # at most the queue (4) plus the one message the writer already held
-        assert got == list(range(len(got))) and len(got) <= 5
+            assert (msg.extra or "").startswith("too slow: 4 messages")
+        # what it got is an unbroken prefix of what was published before it was given up,
+        # then the close frame
+        assert got == list(range(len(got)))
+        assert 0 < len(got) <= sent
+
+
+async def test_messages_of_every_frame_length_arrive_intact(tmp_path: Path) -> None:
+    """The hub frames each message itself (one frame for all clients): messages around
+    the 126-byte and 64 KiB boundaries of the frame's length encoding, in one batch and
+    to two clients, arrive whole and in order."""
+    pads = [*range(0, 200), *range(65_380, 65_560)]  # the JSON around it is ~70 bytes
+    settings = StreamSettings(buffer=len(pads) + 10, heartbeat_interval=60.0)
+    async with serve_ops(
+        tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=settings
+    ) as ops:
+        hdr = {"X-API-Key": API_KEY}
+        async with (
+            ops.http.ws_connect(ws_url(ops), headers=hdr, max_msg_size=0) as a,
+            ops.http.ws_connect(ws_url(ops), headers=hdr, max_msg_size=0) as b,
+        ):
+            await receive_json(a)
+            await receive_json(b)
+            for i, size in enumerate(pads):
+                ops.service.events.publish(EventType.FILL, {"n": i, "pad": "é" * (size // 2)})
+            for ws in (a, b):
+                sizes = []
+                for i, size in enumerate(pads):
+                    data = await next_event(ws)
+                    assert data["data"]["n"] == i
+                    assert data["data"]["pad"] == "é" * (size // 2)
+                    sizes.append(len(orjson.dumps(data)))
+                assert min(sizes) < 126 <= max(sizes) and any(s > 65_535 for s in sizes)
+                assert any(126 <= s <= 65_535 for s in sizes)
 
 
 async def test_an_upgrade_from_another_origin_is_refused(tmp_path: Path) -> None:

@@ -22,12 +22,14 @@ Streams:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
+import datetime
 import errno
 import os
-import queue
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -68,56 +70,89 @@ class SinkStats:
 
 
 _Item = tuple[bytes, "Future[bool] | None"]
+# A writer with nothing to do polls this often for this long before it goes to sleep on
+# its event. While it polls, the loop's ``put`` is a bare ``deque.append``: no lock, no
+# wake-up call. Every wake-up of a writer is a GIL hand-off the loop thread may have to
+# wait for, so a busy stream is written in batches at most 100 times a second instead
+# of once per line.
+_LINGER_SECONDS = 0.01
+_LINGER_ROUNDS = 10
 
 
 class Sink:
-    """One destination with its own thread and bounded queue; ``put`` never blocks."""
+    """One destination with its own thread and bounded buffer; ``put`` never blocks.
+
+    The buffer is a ``deque`` (appends and pops are atomic under the GIL) rather than a
+    ``queue.Queue``: a ``Queue`` takes a lock and notifies a condition on every line,
+    and when the writer holds that lock the loop thread blocks on it and then waits for
+    the GIL — a multi-millisecond stall of every request, measured under load. Here the
+    loop only calls ``Event.set`` when the writer is asleep, which a busy stream (the
+    access log under load) never lets it be. A confirmed sink (the audit trail) does not
+    linger: its writer sleeps at once, so each entry is written and fsynced as soon as it
+    is put, and the answer waiting for it is not delayed by the polling interval.
+    """
 
     def __init__(self, name: str, max_lines: int, *, confirm: bool = False) -> None:
         self.stats = SinkStats(name)
         self.confirm = confirm  # fsync each batch and resolve receipts
-        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_lines)
+        self._max_lines = max_lines
+        self._items: collections.deque[_Item] = collections.deque()
+        self._wake = threading.Event()
+        self._asleep = False
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name=f"log-{name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def put(self, line: bytes, receipt: Future[bool] | None = None) -> None:
-        try:
-            self._queue.put_nowait((line, receipt))
-        except queue.Full:
+        if len(self._items) >= self._max_lines:
             self.stats.dropped += 1
             if receipt is not None:
                 receipt.set_result(False)
+            return
+        self._items.append((line, receipt))
+        if self._asleep:
+            self._asleep = False
+            self._wake.set()
 
     def close(self, timeout: float) -> None:
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            return  # stuck (e.g. a stdout nobody reads): leave the daemon thread behind
+        """Write what is buffered, then stop; a writer stuck on its destination is left."""
+        self._stopping = True
+        self._wake.set()
         self._thread.join(timeout=timeout)
 
     def _run(self) -> None:
+        rounds = 0 if self.confirm else _LINGER_ROUNDS
         while True:
-            first = self._queue.get()
-            if first is None:
+            batch = self._take()
+            if batch:
+                self._write_batch(batch)
+                continue
+            if self._stopping:
                 self._finish()
                 return
-            batch = [first]
-            stop = False
-            while len(batch) < _BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            self._write_batch(batch)
-            if stop:
-                self._finish()
+            self._idle(rounds)
+
+    def _take(self) -> list[_Item]:
+        items, batch = self._items, []
+        while items and len(batch) < _BATCH:
+            batch.append(items.popleft())
+        return batch
+
+    def _idle(self, rounds: int) -> None:
+        """Wait for lines: poll a while (no wake-up needed from ``put``), then sleep."""
+        for _ in range(rounds):
+            time.sleep(_LINGER_SECONDS)
+            if self._items or self._stopping:
                 return
+        self._wake.clear()
+        self._asleep = True
+        if self._items or self._stopping:  # put before it saw the flag: don't sleep
+            self._asleep = False
+            return
+        self._wake.wait()
+        self._asleep = False
 
     def _write_batch(self, batch: list[_Item]) -> None:
         data = b"".join(line for line, _ in batch)
@@ -423,6 +458,33 @@ def get_logger(name: str, stream: str = TRADING) -> FilteringBoundLogger:
     wrapper = _RECORDS if stream in (ACCESS, AUDIT) else None
     proxy = structlog.wrap_logger(None, wrapper_class=wrapper, logger_factory_args=(stream, name))
     return cast(FilteringBoundLogger, proxy)
+
+
+def access_line(fields: dict[str, Any]) -> None:
+    """Write one ``api_access.log`` line: the hot path of every HTTP request.
+
+    The line has the same shape as every structlog line (``event``, ``logger``,
+    ``level``, ISO-8601 UTC ``timestamp``), but it is built here rather than by
+    structlog's processor chain, which cost about ten times as much per request
+    (~30 µs against ~3 µs, measured in-process): most of a GET's own Python time.
+    Access lines are records, written at any ``--log-level``; nothing binds context
+    variables into them. ``fields`` is consumed.
+    """
+    sinks = _Setup.sinks.get(ACCESS)
+    if not sinks:
+        return
+    fields["event"] = "http_request"
+    fields["logger"] = "api"
+    fields["level"] = "info"
+    fields["timestamp"] = _utc_now_iso()
+    line = _dumps(fields) + b"\n"
+    for sink in sinks:
+        sink.put(line)
+
+
+def _utc_now_iso() -> str:
+    """``2026-11-30T13:19:54.586705Z``, as structlog's ``TimeStamper(fmt="iso", utc=True)``."""
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 def reopen_logs() -> None:

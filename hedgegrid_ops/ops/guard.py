@@ -28,12 +28,11 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
-from hedgegrid_ops.logs import ACCESS, get_logger
+from hedgegrid_ops.logs import access_line, get_logger
 from hedgegrid_ops.ops.errors import error_response
 from hedgegrid_ops.ops.settings import OpsSettings
 
 _log = get_logger("api")
-_access_log = get_logger("api", ACCESS)
 
 MAX_LINE_SIZE = 8190  # request line (method, path, query) in bytes
 MAX_FIELD_SIZE = 8190  # one header field in bytes
@@ -72,18 +71,19 @@ class GuardedRequestHandler(RequestHandler):
             why = clean_text(message or (str(exc) if exc else "malformed request"), 200) or ""
             detail = f"malformed HTTP request: {' '.join(why.split())}"
         status = 500 if status >= 500 else 400
-        _access_log.info(
-            "http_request",
-            method=clean_text(request.method, 16),
-            path=None,  # the parser did not get far enough to trust it
-            route="malformed",
-            status=status,
-            duration_ms=0.0,
-            client=request.remote,
-            request_id=None,
-            key_used=False,
-            user_agent=None,
-            detail=detail,
+        access_line(
+            {
+                "method": clean_text(request.method, 16),
+                "path": None,  # the parser did not get far enough to trust it
+                "route": "malformed",
+                "status": status,
+                "duration_ms": 0.0,
+                "client": request.remote,
+                "request_id": None,
+                "key_used": False,
+                "user_agent": None,
+                "detail": detail,
+            }
         )
         resp = error_response(status, code, detail, "")
         resp.force_close()

@@ -40,7 +40,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from hedgegrid_ops.api import COMMAND_BY_PATH, MAX_BODY_BYTES
 from hedgegrid_ops.commands import CommandConflict, CommandTimeout, CommandUnavailable
-from hedgegrid_ops.logs import ACCESS, get_logger
+from hedgegrid_ops.logs import access_line, get_logger
 from hedgegrid_ops.ops.audit import audit_attempt
 from hedgegrid_ops.ops.audit import confirm as audit_confirm
 from hedgegrid_ops.ops.auth import API_KEY_HEADER, is_open_route, key_matches, presented_key
@@ -55,7 +55,6 @@ from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.ops.stream import add_stream_routes
 
 _log = get_logger("api")
-_access_log = get_logger("api", ACCESS)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -146,17 +145,18 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         elapsed = time.perf_counter() - started
         route = route_template(request)
         ctx.metrics.observe_request(route, request.method, status, elapsed)
-        _access_log.info(
-            "http_request",
-            method=clean_text(request.method, 16),
-            path=clean_text(request.path),  # never the query string: it could hold anything
-            route=route,
-            status=status,
-            duration_ms=round(elapsed * 1000.0, 3),
-            client=request.remote,
-            request_id=request_id,
-            key_used=request.get(KEY_USED, False),
-            user_agent=clean_text(request.headers.get("User-Agent")),
+        access_line(
+            {
+                "method": clean_text(request.method, 16),
+                "path": clean_text(request.path),  # never the query string: it could hold anything
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000.0, 3),
+                "client": request.remote,
+                "request_id": request_id,
+                "key_used": request.get(KEY_USED, False),
+                "user_agent": clean_text(request.headers.get("User-Agent")),
+            }
         )
 
 

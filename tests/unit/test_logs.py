@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -140,3 +141,45 @@ def test_a_bad_directory_is_one_clear_error(tmp_path: Path) -> None:
         configure_logging(blocker)
     with pytest.raises(LogSetupError, match="log level must be one of"):
         configure_logging(tmp_path, level="LOUD")
+
+
+def test_access_lines_have_the_shape_of_every_other_line(tmp_path: Path) -> None:
+    configure_logging(tmp_path, stdout=False)
+    get_logger("api").info("http_request", status=200)  # through structlog
+    logs.access_line({"status": 200, "path": "/status", "odd": object()})
+    shutdown_logging()
+    [via_structlog] = _lines(tmp_path / "trading.log")
+    [fast] = _lines(tmp_path / "api_access.log")
+    assert set(fast) - {"path", "odd"} == set(via_structlog)
+    for line in (via_structlog, fast):
+        assert line["timestamp"].endswith("Z") and len(line["timestamp"]) == 27
+        assert (line["event"], line["logger"], line["level"]) == ("http_request", "api", "info")
+    assert fast["odd"].startswith("<object")  # unserialisable values become text
+
+
+@pytest.mark.parametrize("confirm", [False, True])
+def test_no_line_is_lost_whether_the_writer_is_polling_or_asleep(
+    tmp_path: Path, confirm: bool
+) -> None:
+    """Bursts from several threads, with pauses long enough for the writer to fall asleep
+    between them: a put that races the writer going to sleep must still be written."""
+    sink = logs.FileSink(tmp_path / "race.log", 0, 0, confirm=confirm)
+    sink.start()
+
+    def burst(who: int) -> None:
+        for n in range(40):
+            for k in range(25):
+                sink.put(orjson.dumps({"who": who, "n": n, "k": k}) + b"\n")
+            if n % 8 == 0:
+                time.sleep(0.15)  # past the linger: the writer goes to sleep
+
+    threads = [threading.Thread(target=burst, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sink.close(5.0)
+    lines = _lines(tmp_path / "race.log")
+    assert len(lines) == 4 * 40 * 25
+    assert len({(x["who"], x["n"], x["k"]) for x in lines}) == len(lines)
+    assert sink.stats.written == len(lines) and sink.stats.dropped == 0

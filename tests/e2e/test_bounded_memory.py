@@ -74,7 +74,7 @@ def run_fast_market(tmp: Path, seconds: float, purge_interval: float, sample_eve
 
 
 def test_cache_purge_keeps_the_order_history_bounded(tmp_path: Path) -> None:
-    samples, purges, summary = run_fast_market(tmp_path, 45, purge_interval=5, sample_every=5)
+    samples, purges, summary = run_fast_market(tmp_path, 24, purge_interval=2, sample_every=4)
     submitted = summary["orders_submitted"]
     assert len(purges) >= 6, purges
     steady = [p["orders_in_cache"] for p in purges[1:]]
@@ -82,7 +82,7 @@ def test_cache_purge_keeps_the_order_history_bounded(tmp_path: Path) -> None:
     print(f"orders submitted {submitted}, purged {purged}, cache sizes {steady}, rss {samples}")
     # Orders really flowed, most of them left the cache again, and what stays is at most
     # about two purge intervals' worth rather than the whole run.
-    assert submitted > 1000
+    assert submitted > 500
     assert purged > submitted / 2
     assert max(steady) < submitted / 3
 

@@ -47,6 +47,8 @@ def clean_text(value: str | None, limit: int = 256) -> str | None:
     """
     if value is None:
         return None
+    if value.isascii():  # nearly always: nothing to repair
+        return value if len(value) <= limit else value[:limit] + "…"
     text = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return text if len(text) <= limit else text[:limit] + "…"
 

@@ -69,6 +69,7 @@ UNCOUNTED_ROUTES = frozenset({"/events"})
 # Commands run one at a time on the strategy; more than this many waiting is a flood.
 MAX_POSTS_IN_FLIGHT = 8
 JSON_MEDIA_TYPE = "application/json"
+MAX_REMEMBERED_HOSTS = 256
 
 
 class Gate:
@@ -80,6 +81,17 @@ class Gate:
         self.posts_inflight = 0
         self.auth_failures = TokenBuckets(settings.auth_failures_per_minute)
         self.posts = TokenBuckets(settings.posts_per_minute)
+        self._host_verdicts: dict[str | None, bool] = {}
+
+    def host_allowed(self, value: str | None) -> bool:
+        """``host_allowed``, remembered per ``Host`` value (a client sends the same one on
+        every request); a flood of distinct values only refills a bounded table."""
+        verdict = self._host_verdicts.get(value)
+        if verdict is None:
+            if len(self._host_verdicts) >= MAX_REMEMBERED_HOSTS:
+                self._host_verdicts.clear()
+            verdict = self._host_verdicts[value] = host_allowed(value, self.settings)
+        return verdict
 
 
 GATE = web.AppKey("hedgegrid_gate", Gate)
@@ -333,7 +345,7 @@ async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
     g = request.app[GATE]
     settings = g.settings
     host = request.headers.get("Host")
-    if not host_allowed(host, settings):
+    if not g.host_allowed(host):
         raise ApiError(
             421,
             "misdirected_request",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import threading
 import time
@@ -153,6 +154,8 @@ def test_access_lines_have_the_shape_of_every_other_line(tmp_path: Path) -> None
     assert set(fast) - {"path", "odd"} == set(via_structlog)
     for line in (via_structlog, fast):
         assert line["timestamp"].endswith("Z") and len(line["timestamp"]) == 27
+        written = datetime.datetime.fromisoformat(line["timestamp"])
+        assert abs((datetime.datetime.now(datetime.UTC) - written).total_seconds()) < 5
         assert (line["event"], line["logger"], line["level"]) == ("http_request", "api", "info")
     assert fast["odd"].startswith("<object")  # unserialisable values become text
 

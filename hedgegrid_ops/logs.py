@@ -135,7 +135,8 @@ class Sink:
             self._idle(rounds)
 
     def _take(self) -> list[_Item]:
-        items, batch = self._items, []
+        items = self._items
+        batch: list[_Item] = []
         while items and len(batch) < _BATCH:
             batch.append(items.popleft())
         return batch

@@ -12,7 +12,7 @@ PYTHON_BOOT := $(shell for c in python3.13 python3.12 python3 \
 	  if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
 	    command -v $$c; break; fi; done)
 
-.PHONY: install run rehearse test test-fast soak bench bench-exchange bench-events lint fmt clean
+.PHONY: install run rehearse test test-fast soak bench bench-exchange bench-events bench-exit lint fmt clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@if [ -z "$(PYTHON_BOOT)" ]; then echo "error: no Python >= 3.12 found (PATH or pyenv)" >&2; exit 2; fi
@@ -47,12 +47,16 @@ bench: $(STAMP)
 	$(PY) -m tests.benchmarks.bench_ops
 	$(PY) -m tests.benchmarks.bench_exchange
 	$(PY) -m tests.benchmarks.bench_events
+	$(PY) -m tests.benchmarks.bench_exit
 
 bench-exchange: $(STAMP)
 	$(PY) -m tests.benchmarks.bench_exchange
 
 bench-events: $(STAMP)
 	$(PY) -m tests.benchmarks.bench_events
+
+bench-exit: $(STAMP)
+	$(PY) -m tests.benchmarks.bench_exit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hedgegrid_ops tests

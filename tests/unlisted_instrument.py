@@ -9,10 +9,9 @@ turns off only the CLI's pre-check and runs the real program otherwise.
 
 from __future__ import annotations
 
-import sys
-
 from hedgegrid_ops import cli
+from hedgegrid_ops.quick_exit import exit_now
 
 if __name__ == "__main__":
     cli.unprovided_instrument = lambda _instrument_id: None
-    sys.exit(cli.main())
+    exit_now(cli.main())

@@ -10,6 +10,7 @@ trades again. A damaged state directory stops start-up with one line and exit 2.
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -222,7 +223,7 @@ async def test_pause_and_throttle_survive_a_restart(tmp_path: Path) -> None:
             await poll(api.status, lambda s: s["trading_state"] == "running", 30, "running")
             await api.ok("POST", "/set-throttle", {"throttle": 0.3})
             await api.ok("POST", "/stop")
-        assert svc.stop() == 0
+        assert svc.stop(sig=signal.SIGINT) == 0  # Ctrl-C: state committed before the exit
     with running_service(tmp_path / "second", *args) as svc:
         async with api_of(svc, "second") as api:
             await poll(api.status, lambda s: s["counters"]["bars_processed"] > 3, 30, "bars")

@@ -65,9 +65,10 @@ class RunningService:
     log_dir: Path
     lines: list[dict] = field(default_factory=list)
 
-    def stop(self, timeout: float = 10.0) -> int:
+    def stop(self, timeout: float = 10.0, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Send ``sig`` (SIGTERM, or SIGINT as Ctrl-C does) and wait; SIGKILL past ``timeout``."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

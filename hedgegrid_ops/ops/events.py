@@ -156,6 +156,8 @@ class Subscriber:
 
 
 SnapshotRenderer = Callable[[StrategySnapshot], Any]
+# Builds one message (type, data) from an object published as it is, or None to skip it.
+MessageRenderer = Callable[[Any], tuple[str, Any] | None]
 HealthRenderer = Callable[[], Any]
 
 
@@ -209,8 +211,9 @@ class EventHub:
         self._ids = itertools.count(1)
         self._seq = itertools.count(1)
         # (type, data, generation): the generation counts store publishes, so an event can be
-        # placed before or after a given snapshot.
-        self._pending: list[tuple[str, Any, int]] = []
+        # placed before or after a given snapshot. A deferred event has type None and
+        # (renderer, source) as data.
+        self._pending: list[tuple[str | None, Any, int]] = []
         self._generation = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -251,6 +254,20 @@ class EventHub:
         if not self._subs or self._loop is None:
             return
         self._pending.append((kind, data, self._generation))
+        if self._flush_timer is None:
+            self._flush_timer = self._loop.call_later(self.settings.flush_interval, self._flush)
+
+    def publish_deferred(self, render: MessageRenderer, source: Any) -> None:
+        """Queue ``render(source)`` for every client, built at flush time.
+
+        For publishers on the strategy's own call path (the message-bus tap sees every
+        order event before the strategy handles it): even building the message's dict
+        waits until the strategy has returned. ``source`` must not change afterwards
+        (Nautilus events are immutable).
+        """
+        if not self._subs or self._loop is None:
+            return
+        self._pending.append((None, (render, source), self._generation))
         if self._flush_timer is None:
             self._flush_timer = self._loop.call_later(self.settings.flush_interval, self._flush)
 
@@ -359,7 +376,16 @@ class EventHub:
             self._pending = [p for p in self._pending if p[2] >= before]
         if self._pending and self._loop is not None:
             self._flush_timer = self._loop.call_later(self.settings.flush_interval, self._flush)
-        return [self._message(kind, data) for kind, data, _ in due]
+        messages = []
+        for kind, data, _ in due:
+            if kind is None:
+                render, source = data
+                made = render(source)
+                if made is None:
+                    continue
+                kind, data = made
+            messages.append(self._message(kind, data))
+        return messages
 
     def _flush(self, before: int | None = None) -> None:
         """Send the pending events that are due (see ``_due``) as one batch."""

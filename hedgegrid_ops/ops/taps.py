@@ -4,8 +4,9 @@ The execution engine publishes every order event of a strategy on
 ``events.order.<strategy id>`` before the strategy handles it; subscribing there
 gives fills and accepted/cancelled/rejected orders exactly as Nautilus saw them, in
 order, on the loop thread. The handler is on the strategy's call path, so it returns
-at once when nobody is watching and otherwise only builds a small dict and appends
-it to the hub (fan-out happens after the strategy returns).
+at once when nobody is watching or the event is not one we show, and otherwise only
+appends the event itself to the hub: its message is built at flush time, after the
+strategy has returned (Nautilus events are immutable, so holding one is safe).
 
 Other components on the node publish stream events without importing the ops layer:
 ``msgbus.publish("hedgegrid.stream.kill_switch", {...})`` (the prefix, then one of
@@ -39,6 +40,7 @@ _ORDER_EVENTS: dict[type, str] = {
     OrderDenied: "denied",
     OrderExpired: "expired",
 }
+_SHOWN: frozenset[type] = frozenset((OrderFilled, *_ORDER_EVENTS))
 PUBLISHABLE = frozenset(t.value for t in EventType) - {"snapshot", "heartbeat"}
 
 
@@ -83,11 +85,8 @@ def tap_message_bus(msgbus: MessageBus, strategy_id: str, hub: EventHub) -> None
     """Subscribe the hub to the strategy's order events and the stream topic prefix."""
 
     def on_order_event(event: Any) -> None:
-        if not hub.clients:
-            return
-        message = order_event_message(event)
-        if message is not None:
-            hub.publish(*message)
+        if hub.clients and type(event) in _SHOWN:
+            hub.publish_deferred(order_event_message, event)
 
     def stream_handler(kind: str) -> Any:
         def on_stream_event(data: Any) -> None:

@@ -112,6 +112,32 @@ async def test_events_keep_their_order_and_snapshots_follow_them(tmp_path: Path)
         assert last_snapshot["data"]["status"]["pnl"]["realized"] == 49.0
 
 
+async def test_deferred_events_are_built_after_the_publisher_returns(tmp_path: Path) -> None:
+    """The message-bus tap publishes order events as they are; their messages are built at
+    flush time (not on the strategy's call path), in order with the other events, and an
+    event the renderer declines is left out."""
+    built: list[int] = []
+
+    def render(n: int) -> tuple[str, dict] | None:
+        built.append(n)
+        return None if n == 2 else (EventType.ORDER, {"n": n})
+
+    async with (
+        serve_ops(tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=FAST) as ops,
+        ops.http.ws_connect(ws_url(ops), headers={"X-API-Key": API_KEY}) as ws,
+    ):
+        await receive_json(ws)
+        hub = ops.service.events
+        hub.publish(EventType.FILL, {"n": 0})
+        hub.publish_deferred(render, 1)
+        hub.publish_deferred(render, 2)
+        hub.publish(EventType.FILL, {"n": 3})
+        assert built == []  # nothing rendered while the publisher is still running
+        got = [await next_event(ws) for _ in range(3)]
+    assert [(m["type"], m["data"]["n"]) for m in got] == [("fill", 0), ("order", 1), ("fill", 3)]
+    assert built == [1, 2]
+
+
 async def test_snapshots_are_coalesced_and_the_latest_is_delivered(tmp_path: Path) -> None:
     interval = 0.1
     settings = StreamSettings(snapshot_interval=interval, heartbeat_interval=60.0)

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +88,12 @@ class Live:
     tmp: Path
     service: RunningService | None = None
     runs: int = 0
+    earlier: list[RunningService] = field(default_factory=list)  # the runs before this one
 
     def start(self) -> RunningService:
         self.runs += 1
+        if self.service is not None:
+            self.earlier.append(self.service)
         ctx = running_program(
             self.tmp / f"run{self.runs}",
             "--mode",
@@ -148,6 +151,10 @@ class Live:
         assert self.service is not None
         return [r for r in list(self.service.lines) if r.get("event") == event]
 
+    def logs_of_every_run(self, event: str) -> list[dict]:
+        runs = [*self.earlier, *([self.service] if self.service else [])]
+        return [r for run in runs for r in list(run.lines) if r.get("event") == event]
+
     # ---- the exchange
     def admin(self, path: str, body: dict | None = None) -> Any:
         return self.exchange.admin(path, body)
@@ -200,8 +207,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         state.start()
         yield state
     finally:
-        if state.service is not None and state.service.proc.poll() is None:
+        service = state.service
+        if service is not None and service.proc.poll() is None:
             state.stop()
+        elif service is not None and service.proc.stderr is not None:
+            # The program died under a test: keep what it said next to its logs.
+            died = f"exit {service.proc.returncode}\n{service.proc.stderr.read()}"
+            (service.log_dir / "stderr.txt").write_text(died)
         exchange.stop()
 
 
@@ -382,6 +394,22 @@ def test_user_stream_loss_degrades_reconciles_and_recovers(live: Live, switch: s
     events = [r for r in live.logs("venue_connectivity") if r["channel"] == "user_stream"]
     assert len(events) >= outages + 2 and events[-1]["up"] is True
     live.admin("/admin/clear")
+    # The reconciliation ran while the market moved (and its order query was slowed):
+    # the legs it left must still be the venue's, fill for fill.
+    _settle(live)
+    _assert_legs_match(live)
+    live.admin("/admin/market/resume")
+
+
+def _assert_legs_match(live: Live) -> None:
+    s, positions = live.status(), live.positions()
+    for side in ("long", "short"):
+        theirs = float(positions[side.upper()]["positionAmt"])
+        assert s["positions"][side]["quantity"] == pytest.approx(abs(theirs), abs=TOL), (
+            side,
+            s["positions"],
+            positions,
+        )
 
 
 def test_market_stream_drop_is_survived(live: Live) -> None:
@@ -510,24 +538,72 @@ def test_restart_mid_position_adopts_without_duplicates(live: Live) -> None:
     live.admin("/admin/market/resume")
 
 
-def test_flatten_leaves_the_exchange_flat(live: Live) -> None:
-    # The market is frozen so that no take profit fills while the closes are in flight:
-    # with one filling, the strategy's close can exceed the leg by that fill and the
-    # venue refuses it (-2022), a race in the flatten loop reported separately.
-    _settle(live)
-    code, body = live.api("POST", "/flatten", {"side": "both"})
-    assert code == 200, body
+def _legs_signed_right(positions: dict[str, dict]) -> bool:
+    """Hedge legs: LONG never below zero, SHORT never above."""
+    return float(positions["LONG"]["positionAmt"]) >= 0 >= float(positions["SHORT"]["positionAmt"])
+
+
+def _flatten_while_the_market_moves(live: Live) -> None:
+    """Flatten both legs with take profits working and the market moving, and check it.
+
+    Take profits can fill while the closes and the cancels are in flight: the close
+    must never exceed what the venue holds, and a refused close must not end the
+    flatten in failure.
+    """
+    live.admin("/admin/market/resume")
     wait_for(
-        "flat at the exchange",
-        lambda: all(float(p["positionAmt"]) == 0 for p in live.positions().values()),
+        "a position on each leg with its take profit working",
+        lambda: (
+            all(float(p["positionAmt"]) for p in live.positions().values())
+            and {o["positionSide"] for o in live.open_orders() if o["type"] == "LIMIT"}
+            >= {"LONG", "SHORT"}
+        ),
         timeout=60,
     )
+    bars = live.status()["counters"]["bars_processed"]
+    code, body = live.api("POST", "/flatten", {"side": "both"})
+    assert code == 200, body
+    seen: list[dict[str, dict]] = []
+
+    def flat() -> bool:
+        seen.append(live.positions())
+        return all(float(p["positionAmt"]) == 0 for p in seen[-1].values())
+
+    wait_for("flat at the exchange", flat, timeout=60, every=0.1)
+    assert all(_legs_signed_right(p) for p in seen), seen
     wait_for("paused", lambda: live.status()["trading_state"] == "paused", 30)
+    # Still flat a dozen bars later with the market still moving: nothing of ours was
+    # left to fill, and the program's view of both legs is flat too.
+    wait_for(
+        "bars after the flatten",
+        lambda: live.status()["counters"]["bars_processed"] > bars + 12,
+        30,
+    )
+    assert all(float(p["positionAmt"]) == 0 for p in live.positions().values())
     s = live.status()
+    assert s["trading_state"] == "paused"
     assert s["positions"]["long"]["quantity"] == 0 and s["positions"]["short"]["quantity"] == 0
     ours = [o for o in live.open_orders() if parse_client_order_id(o["clientOrderId"])]
     assert ours == [], "no order of ours is left working after a flatten"
-    live.admin("/admin/market/resume")
+    assert not live.logs_of_every_run("leg_flipped"), "no leg ever flipped, in any run"
+    assert not live.logs("flatten_failed"), live.logs("flatten_failed")
+
+
+def test_flatten_leaves_the_exchange_flat(live: Live) -> None:
+    _flatten_while_the_market_moves(live)
+
+
+@pytest.mark.soak
+def test_flatten_again_and_again_while_the_market_moves(live: Live) -> None:
+    """``make soak ARGS='-k again_and_again'``: many flattens in one run, market moving."""
+    wait_for("healthy", lambda: live.health().get("status") == "healthy")
+    rounds = 15
+    for _ in range(rounds):
+        _flatten_while_the_market_moves(live)
+        code, body = live.api("POST", "/start")
+        assert code == 200, body
+    refused = live.logs("close_failed")
+    print(f"{rounds} flattens with the market moving; {len(refused)} closes refused: {refused}")
 
 
 def test_sigterm_summary_and_no_secret_anywhere(live: Live) -> None:

@@ -167,6 +167,7 @@ def _busy_port() -> tuple[socket.socket, int]:
         (["--speed", "-1"], "--speed"),
         (["--maker-fee", "2"], "--maker-fee"),
         (["--state", "/nonexistent-dir/state.json"], "--state"),
+        (["--minutes-to-funding", "481"], "--minutes-to-funding"),
     ],
 )
 def test_bad_flags_are_one_line_and_exit_2(args: list[str], fragment: str) -> None:

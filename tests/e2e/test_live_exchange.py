@@ -192,6 +192,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         "11",
         "--ticks-per-minute",
         "12",
+        # The first funding settlement 20 s after the start (120 simulated minutes at
+        # speed 6) instead of anywhere up to 80 s, depending on the wall clock.
+        "--minutes-to-funding",
+        "120",
         "--api-key",
         KEY,
         env={"HEDGEGRID_EXCHANGE_API_SECRET": SECRET},

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -89,6 +90,14 @@ def add_exchange_command(subparsers: argparse._SubParsersAction, port, positive)
         default=240,
         help="minutes of kline history generated before the start",
     )
+    p.add_argument(
+        "--minutes-to-funding",
+        type=_positive_int,
+        default=None,
+        help="start the simulated clock this many minutes before a 00/08/16 UTC funding "
+        "time (1-480; default: the wall clock, so the first settlement can be up to 8 "
+        "simulated hours away)",
+    )
     p.add_argument("--balance", type=_amount, default=Decimal(10000), help="starting USDT")
     p.add_argument("--maker-fee", type=_fraction, default=Decimal("0.0002"), help="maker fee")
     p.add_argument("--taker-fee", type=_fraction, default=Decimal("0.0005"), help="taker fee")
@@ -134,6 +143,7 @@ def cmd_exchange(args: argparse.Namespace) -> int:
         LocalExchange,
     )
     from hedgegrid_ops.venues.binance_local.state import StateError
+    from hedgegrid_ops.venues.sim.process import next_funding_ns
     from hedgegrid_ops.venues.sim.replay import ReplayError
 
     if not 1 <= args.leverage <= 125:
@@ -144,6 +154,13 @@ def cmd_exchange(args: argparse.Namespace) -> int:
         return _fail("--ticks-per-minute must be >= 1")
     if args.initial_price <= 1.0:
         return _fail("--initial-price must be > 1")
+    start_ns = None
+    if args.minutes_to_funding is not None:
+        if args.replay is not None:
+            return _fail("--minutes-to-funding cannot be used with --replay (the file sets time)")
+        if not 1 <= args.minutes_to_funding <= 480:
+            return _fail(f"--minutes-to-funding must be 1..480, was {args.minutes_to_funding}")
+        start_ns = next_funding_ns(time.time_ns()) - args.minutes_to_funding * 60 * 10**9
     if args.state is not None and not args.state.parent.resolve().is_dir():
         return _fail(f"--state: directory {args.state.parent} does not exist")
     config = ExchangeConfig(
@@ -156,6 +173,7 @@ def cmd_exchange(args: argparse.Namespace) -> int:
         history_minutes=args.history_minutes,
         replay=args.replay,
         state=args.state,
+        start_ns=start_ns,
         api_key=args.api_key or DEFAULT_API_KEY,
         api_secret=os.environ.get(ENV_SECRET) or DEFAULT_API_SECRET,
         admin_token=os.environ.get(ENV_ADMIN_TOKEN) or None,

@@ -27,6 +27,7 @@ from hedgegrid_ops.config import StrategyConfig, VenueConfig
 from hedgegrid_ops.grid.units import NS_PER_MINUTE
 from hedgegrid_ops.snapshot import SnapshotStore
 from hedgegrid_ops.strategy import HedgeGridV1
+from hedgegrid_ops.strategy.config import VenueBehaviour
 from hedgegrid_ops.venues.sim.backtest_data import BACKTEST_START_NS
 from hedgegrid_ops.venues.sim.convert import sample_to_data
 from hedgegrid_ops.venues.sim.instrument import make_btcusdt_perp
@@ -100,6 +101,7 @@ def run_backtest(
     schedule: Sequence[Scheduled] = (),
     latency_model: LatencyModel | None = None,
     silent_minutes: range | None = None,
+    venue_behaviour: VenueBehaviour | None = None,
 ) -> BacktestRun:
     """Run the strategy to the end of the market; the caller disposes ``run.engine``.
 
@@ -107,7 +109,7 @@ def run_backtest(
     the market); ``latency_model`` delays the venue's handling of orders and cancels
     (by default it answers at once). ``silent_minutes`` drops every market-data item of
     those minutes (from the start of the market): a feed stall, for the stale-data
-    protection.
+    protection. ``venue_behaviour`` makes the strategy act as it would at a live venue.
     """
     market = venue_config.market
     source, total = market_source(venue_config, minutes, klines)
@@ -135,6 +137,7 @@ def run_backtest(
     strategy = HedgeGridV1(
         strategy_config,
         reduce_only_exits=False,
+        venue=venue_behaviour,
         store=store,
         wall_clock=lambda: engine.kernel.clock.timestamp(),
     )

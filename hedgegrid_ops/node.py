@@ -149,6 +149,7 @@ def _venue_behaviour(venue: AnyVenueConfig) -> VenueBehaviour:
             books_funding=True,
             adopt_open_orders=True,
             keep_exits_on_stop=venue.on_stop == "keep_exits",
+            legs_cannot_flip=True,  # the pre-flight check made sure of hedge mode
         )
     return VenueBehaviour()
 

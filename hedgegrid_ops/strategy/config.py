@@ -67,8 +67,13 @@ class VenueBehaviour:
     are taken over (our client order ids only; anything else is reported, never touched).
     ``keep_exits_on_stop``: a node stop cancels grid orders only (exits keep protecting
     the positions), or every order of ours when False.
+    ``legs_cannot_flip``: the venue keeps the hedge legs apart (Binance hedge mode: a
+    LONG leg can never hold a short position), so a leg that looks flipped in our books
+    means our books are wrong, and closing it "back" would open a real position. Paper
+    mode's simulated venue can flip a leg, and there the flipped leg is flattened.
     """
 
     books_funding: bool = False
     adopt_open_orders: bool = False
     keep_exits_on_stop: bool = True
+    legs_cannot_flip: bool = False

@@ -83,8 +83,7 @@ class ExitKeeper:
                 continue
             position = positions[side]
             if position is not None and not holds_expected_side(side, position):
-                self._log.error("leg_flipped", side=side.value, position=str(position))
-                flipped.append(side)
+                flipped.append(side)  # the caller reports it and decides what to do
                 continue
             qty = position.quantity.as_decimal() if position is not None else Decimal(0)
             for role in self._roles:

@@ -96,6 +96,8 @@ from hedgegrid_ops.venue_events import FUNDING_TOPIC, FundingPaid
 FLATTEN_WATCHDOG_SECONDS = 15.0
 MAX_RECONCILE_ROUNDS = 10
 STALE_CHECK_TIMER = "stale-data-check"
+# The start of the reason a venue that keeps hedge legs apart halts with on a flipped leg.
+OUT_OF_SYNC = "positions out of sync with the venue"
 SAVED_STATES = {
     TradingState.STARTING: "running",  # a restart goes on to run, as this run was about to
     TradingState.RUNNING: "running",
@@ -190,6 +192,7 @@ class HedgeGridV1(Strategy):
         self.closed_realized_pnl = 0.0
         self._reconciling = False
         self._reconcile_again = False
+        self._flipped_reported: set[PositionSide] = set()  # legs whose flip was logged
         self._margin_reject_logged_bar = -1
         if saved is not None and saved.control is not None:
             self._restore(saved.control)
@@ -606,11 +609,39 @@ class HedgeGridV1(Strategy):
             rules=rules,
             step_bps=self.desired_params().step_bps,
         )
+        for side in SIDES:
+            if side not in flipped:
+                self._flipped_reported.discard(side)
         for side in flipped:
-            position = positions[side]
-            held = position.side_string() if position is not None else "no"
+            self._on_leg_flipped(side, positions[side])
+
+    def _on_leg_flipped(self, side: PositionSide, position: Position | None) -> None:
+        """A leg holds the other side's position: flatten it, or halt if the venue cannot.
+
+        In paper mode the simulated venue really holds the flipped leg, so it is
+        closed. A venue that keeps hedge legs apart cannot hold it: then our books are
+        wrong, and a "close" sized from them would open a real position. Trading
+        halts (the grid is cancelled, nothing is sent for that leg) with the reason
+        in ``/status``; ``TradingHalted`` alerts; a restart re-reads the venue.
+        """
+        held = position.side.name if position is not None else "no"
+        if side not in self._flipped_reported:
+            self._flipped_reported.add(side)
+            self.trading_log.error("leg_flipped", side=side.value, position=str(position))
+        if not self.venue_behaviour.legs_cannot_flip:
             self._start_flatten(side, f"{side.value} leg holds a {held} position")
             self._reconcile_again = True
+            return
+        if self.trading_state is TradingState.HALTED and self.state_reason.startswith(OUT_OF_SYNC):
+            return
+        self._set_state(
+            TradingState.HALTED,
+            f"{OUT_OF_SYNC}: the {side.value} leg shows a {held} position, which the venue's "
+            "hedge mode cannot hold; nothing is sent for that leg; check the venue's "
+            "positions and restart the service (it re-reads them)",
+        )
+        self._cancel_grid()
+        self._publish()
 
     def _start_flatten(self, side: PositionSide, reason: str) -> None:
         """Hand ``side`` to the flattener (an operator's flatten, or a leg found flipped)."""

@@ -317,6 +317,49 @@ async def test_clients_are_counted_and_capped(tmp_path: Path) -> None:
             assert _metric(await resp.text(), "hedgegrid_event_stream_clients") == 0
 
 
+async def test_fifty_clients_receive_the_same_messages(tmp_path: Path) -> None:
+    """The fan-out writes the same pre-framed batch to every client: 50 clients (the bench's
+    count) each get every event and snapshot, in order, byte for byte the same."""
+    settings = StreamSettings(snapshot_interval=0.05, heartbeat_interval=60.0)
+    async with serve_ops(
+        tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=settings
+    ) as ops:
+        hub = ops.service.events
+        hdr = {"X-API-Key": API_KEY}
+        clients = [await ops.http.ws_connect(ws_url(ops), headers=hdr) for _ in range(50)]
+        try:
+            for ws in clients:
+                await receive_json(ws)  # the snapshot on connect
+            assert hub.clients == 50
+            for i in range(30):
+                hub.publish(EventType.FILL, {"n": i})
+                if i % 10 == 9:
+                    ops.store.publish(make_snapshot(realized_pnl=float(i)))
+                    await asyncio.sleep(0.01)
+
+            async def stream_of(ws: aiohttp.ClientWebSocketResponse) -> list[str]:
+                got: list[str] = []
+                while True:
+                    msg = await ws.receive(timeout=5)
+                    assert msg.type is aiohttp.WSMsgType.TEXT
+                    data = orjson.loads(msg.data)
+                    if data["type"] == "heartbeat" and not got:
+                        continue  # the priming heartbeat (each client's own)
+                    got.append(msg.data)
+                    if (
+                        data["type"] == "snapshot"
+                        and data["data"]["status"]["pnl"]["realized"] == 29
+                    ):
+                        return got
+
+            streams = await asyncio.gather(*(stream_of(ws) for ws in clients))
+        finally:
+            await asyncio.gather(*(ws.close() for ws in clients))
+    assert all(s == streams[0] for s in streams)
+    fills = [orjson.loads(m)["data"]["n"] for m in streams[0] if '"type":"fill"' in m]
+    assert fills == list(range(30))
+
+
 async def test_a_stalled_client_is_dropped_and_the_others_get_everything(tmp_path: Path) -> None:
     settings = StreamSettings(buffer=8, snapshot_interval=0.05, heartbeat_interval=60.0)
     async with serve_ops(

@@ -251,11 +251,7 @@ class EventHub:
 
     def publish(self, kind: str, data: Any) -> None:
         """Queue one message for every client; encoded and sent after the caller returns."""
-        if not self._subs or self._loop is None:
-            return
-        self._pending.append((kind, data, self._generation))
-        if self._flush_timer is None:
-            self._flush_timer = self._loop.call_later(self.settings.flush_interval, self._flush)
+        self._queue(kind, data)
 
     def publish_deferred(self, render: MessageRenderer, source: Any) -> None:
         """Queue ``render(source)`` for every client, built at flush time.
@@ -265,9 +261,12 @@ class EventHub:
         waits until the strategy has returned. ``source`` must not change afterwards
         (Nautilus events are immutable).
         """
+        self._queue(None, (render, source))
+
+    def _queue(self, kind: str | None, data: Any) -> None:
         if not self._subs or self._loop is None:
             return
-        self._pending.append((None, (render, source), self._generation))
+        self._pending.append((kind, data, self._generation))
         if self._flush_timer is None:
             self._flush_timer = self._loop.call_later(self.settings.flush_interval, self._flush)
 

@@ -88,13 +88,17 @@ async def _client(url: str, stop_at: float, out: dict[str, Any]) -> None:
                 out["errors"] += 1
             last_seq = data["seq"]
             out["messages"] += 1
+            out["bytes"] += len(msg.data)
             out["snapshots"] += data["type"] == "snapshot"
 
 
 async def run_clients(url: str, count: int, seconds: float) -> dict[str, Any]:
     stop_at = time.monotonic() + seconds
     cpu0 = time.process_time()
-    results = [{"messages": 0, "snapshots": 0, "errors": 0, "closed": None} for _ in range(count)]
+    results = [
+        {"messages": 0, "bytes": 0, "snapshots": 0, "errors": 0, "closed": None}
+        for _ in range(count)
+    ]
     await asyncio.gather(*(_client(url, stop_at, r) for r in results))
     return {
         "clients": count,
@@ -103,6 +107,7 @@ async def run_clients(url: str, count: int, seconds: float) -> dict[str, Any]:
         "messages_per_client_per_s": round(
             sum(r["messages"] for r in results) / count / seconds, 1
         ),
+        "kib_per_client_per_s": round(sum(r["bytes"] for r in results) / count / seconds / 1024, 1),
         "snapshots_per_client_per_s": round(
             sum(r["snapshots"] for r in results) / count / seconds, 2
         ),
@@ -212,9 +217,10 @@ def table(report: dict[str, Any]) -> str:
         f"Python {m.get('python', '?')}, {m.get('loop', '?')}.",
         "",
         "| /events clients | load (1 min) | loop lag p50 | loop lag p99 | bars/s | program CPU "
-        "| CPU ms/bar | messages/client/s | snapshots/client/s | client process CPU "
+        "| CPU ms/bar | messages/client/s | KiB/client/s | snapshots/client/s "
+        "| client process CPU "
         "| dropped | out of order |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for clients, data in report["results"].items():
         r = data["median"]
@@ -223,7 +229,7 @@ def table(report: dict[str, Any]) -> str:
             f"{r.get('p99_ms', '-')} ms | "
             f"{r.get('bars_per_s', '-')} | {r.get('program_cpu', '-')} | "
             f"{r.get('program_cpu_ms_per_bar', '-')} | "
-            f"{r.get('messages_per_client_per_s', '-')} | "
+            f"{r.get('messages_per_client_per_s', '-')} | {r.get('kib_per_client_per_s', '-')} | "
             f"{r.get('snapshots_per_client_per_s', '-')} | {r.get('client_cpu', '-')} | "
             f"{r.get('dropped', '-')} | "
             f"{r.get('order_errors', '-')} |"

@@ -28,7 +28,12 @@ from hedgegrid_ops.config import (
     load_any_venue_config,
     load_strategy_config,
 )
-from hedgegrid_ops.ops.settings import DEFAULT_MAX_BAR_AGE, OpsSettings, check_port
+from hedgegrid_ops.ops.settings import (
+    DEFAULT_MAX_BAR_AGE,
+    NotifySettings,
+    OpsSettings,
+    check_port,
+)
 from hedgegrid_ops.venues.sim.listing import unprovided_instrument
 
 if TYPE_CHECKING:
@@ -256,6 +261,28 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_MAX_BAR_AGE,
         help="/health reports degraded when no bar was processed for this many seconds",
     )
+    notify = run.add_argument_group("webhook notifications (need --enable-ops)")
+    notify.add_argument(
+        "--notify-url",
+        default=None,
+        metavar="URL",
+        help="post kill-switch trips, flattens and halts to this Slack/Discord-compatible "
+        "webhook (prefer the HEDGEGRID_NOTIFY_URL environment variable: the URL holds a "
+        "secret and flags are visible in ps)",
+    )
+    notify.add_argument(
+        "--notify-timeout",
+        type=_positive,
+        default=NotifySettings.timeout,
+        metavar="SECONDS",
+        help="time limit of one webhook POST (a failed one is retried 3 times)",
+    )
+    notify.add_argument(
+        "--notify-name",
+        default=None,
+        metavar="NAME",
+        help="which instance speaks, at the start of every message (default: the host name)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -303,6 +330,7 @@ def _ops_settings(args: argparse.Namespace, instrument_id: str) -> OpsSettings:
     if args.mode == "live" and key is None:
         raise ValueError("live mode with --enable-ops requires an API key (HEDGEGRID_API_KEY)")
     return OpsSettings(
+        notify=_notify_settings(args),
         host=args.host,
         api_port=args.api_port,
         prometheus_port=args.prometheus_port,
@@ -315,6 +343,43 @@ def _ops_settings(args: argparse.Namespace, instrument_id: str) -> OpsSettings:
         posts_per_minute=args.post_budget,
         auth_failures_per_minute=args.auth_failures_per_minute,
     )
+
+
+def _notify_url(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The webhook URL and where it came from (flag or environment), or None."""
+    if args.notify_url is not None:
+        return args.notify_url, "--notify-url"
+    url = os.environ.get("HEDGEGRID_NOTIFY_URL")
+    return (url, "HEDGEGRID_NOTIFY_URL") if url is not None else None
+
+
+def _notify_settings(args: argparse.Namespace) -> NotifySettings | None:
+    """The webhook settings from the flags; ``ValueError`` names what is wrong (exit 2),
+    never repeating the URL (it carries the receiver's secret)."""
+    given = _notify_url(args)
+    if given is None:
+        return None
+    url, source = given
+    try:
+        return NotifySettings(
+            url=url,
+            timeout=args.notify_timeout,
+            **({"name": args.notify_name} if args.notify_name is not None else {}),
+        )
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+
+
+def _check_notify_flags(args: argparse.Namespace) -> str | None:
+    """Notification flags without the ops layer would be silently ignored: say so."""
+    if args.enable_ops:
+        return None
+    given = _notify_url(args)
+    if given is not None:
+        return f"{given[1]} needs --enable-ops (the notifier runs in the ops layer)"
+    if args.notify_name is not None:
+        return "--notify-name needs --notify-url and --enable-ops"
+    return None
 
 
 def _fail(message: str) -> int:
@@ -394,6 +459,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace, strategy: StrategyConfig, venue: AnyVenueConfig) -> int:
+    if (problem := _check_notify_flags(args)) is not None:
+        return _fail(problem)
     ops_settings = None
     key_warning = None
     if args.enable_ops:

@@ -19,6 +19,7 @@ from hedgegrid_ops.history.store import FillHistory
 from hedgegrid_ops.ops.bus import CommandBus
 from hedgegrid_ops.ops.events import EventHub
 from hedgegrid_ops.ops.metrics import OpsMetrics
+from hedgegrid_ops.ops.notify import Notifier
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.snapshot import SnapshotStore
 
@@ -37,6 +38,7 @@ class OpsContext:
     swagger_dir: Path | None = None  # None: the Swagger UI package is not installed
     events: EventHub | None = None  # None: GET /events closes at once (no hub wired)
     history: FillHistory | None = None  # None: /fills and /pnl/daily answer 503
+    notifier: Notifier | None = None  # None: no webhook configured
     started_monotonic: float = field(default_factory=time.monotonic)
     # Read views encoded once per snapshot: view name -> (snapshot, JSON body).
     encoded_views: dict[str, tuple[object, bytes]] = field(default_factory=dict)

@@ -1,8 +1,9 @@
 """The API app's background tasks, tied to the app's own lifecycle (``cleanup_ctx``).
 
-The command consumer and the loop-lag probe start when the app starts and stop when
-it is cleaned up, in one place, so no flag can leave one running or stopped by
-mistake and any runner of the app (the service, an in-process test) gets both.
+The command consumer, the loop-lag probe and (with a webhook configured) the
+notifier's worker start when the app starts and stop when it is cleaned up, in one
+place, so no flag can leave one running or stopped by mistake and any runner of the
+app (the service, an in-process test) gets all of them.
 """
 
 from __future__ import annotations
@@ -74,13 +75,18 @@ class LoopLagProbe:
 
 
 async def background_tasks(app: web.Application) -> AsyncIterator[None]:
-    """``cleanup_ctx`` of the API app: run the command consumer and the lag probe."""
+    """``cleanup_ctx`` of the API app: run the command consumer, the lag probe and the
+    notifier."""
     ctx = app[CONTEXT]
     ctx.bus.start()
     probe = LoopLagProbe(asyncio.get_running_loop(), ctx.metrics)
     probe.start()
+    if ctx.notifier is not None:
+        await ctx.notifier.start()
     try:
         yield
     finally:
         probe.stop()
         await ctx.bus.close()
+        if ctx.notifier is not None:  # last: a halt on stopping may still go out
+            await ctx.notifier.close()

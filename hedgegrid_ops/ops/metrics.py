@@ -21,6 +21,7 @@ from hedgegrid_ops.grid.breakers import Breaker
 from hedgegrid_ops.grid.types import Regime
 from hedgegrid_ops.logs import sink_stats
 from hedgegrid_ops.ops.exposition import CONTENT_TYPE, LabelKeys, count, observe, render_text
+from hedgegrid_ops.ops.notices import NoticeKind
 from hedgegrid_ops.snapshot import StrategySnapshot, TradingState
 
 POS_INF = float("inf")
@@ -29,6 +30,10 @@ LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, PO
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, POS_INF)
 LAG_WINDOW = 0.5  # seconds: the lag gauge shows the worst probe of each window
 KNOWN_REGIMES = tuple(r.value for r in Regime)
+# Label values of the webhook notifier's counters (ops/notify.py, ops/notices.py).
+NOTIFY_EVENTS = tuple(k.value for k in NoticeKind)
+NOTIFY_FAILURES = ("http_status", "connection", "timeout", "error")
+NOTIFY_DROPS = ("queue_full", "shutdown")
 
 # The operations guide's 15 gauges: names are a contract with dashboards and alerts.
 SPEC_GAUGES: dict[str, str] = {
@@ -201,6 +206,24 @@ class OpsMetrics:
             "hedgegrid_http_connections_evicted_total",
             "Idle or header-trickling connections closed to admit a new one (connection cap)",
         )
+        self.notifications_delivered = counter(
+            "hedgegrid_notifications_delivered_total",
+            "Webhook notifications the receiver accepted (2xx), by event",
+        )
+        self.notifications_failed = counter(
+            "hedgegrid_notifications_failed_total",
+            "Webhook notifications given up on after their retries, by reason",
+        )
+        self.notifications_dropped = counter(
+            "hedgegrid_notifications_dropped_total",
+            "Webhook notifications dropped unsent (queue full behind a slow receiver, shutdown)",
+        )
+        for event in NOTIFY_EVENTS:  # every series from 0, so increase() sees the first one
+            self.notifications_delivered.set({"event": event}, 0)
+        for reason in NOTIFY_FAILURES:
+            self.notifications_failed.set({"reason": reason}, 0)
+        for reason in NOTIFY_DROPS:
+            self.notifications_dropped.set({"reason": reason}, 0)
         self.build_info = gauge("hedgegrid_build_info", "Versions of this build (value is 1)")
         self.build_info.set(
             {
@@ -267,6 +290,15 @@ class OpsMetrics:
 
     def stream_client_dropped(self, reason: str) -> None:
         self.stream_dropped.inc({"reason": reason})
+
+    def notification_delivered(self, event: str) -> None:
+        self.notifications_delivered.inc({"event": event})
+
+    def notification_failed(self, reason: str) -> None:
+        self.notifications_failed.inc({"reason": reason})
+
+    def notification_dropped(self, reason: str) -> None:
+        self.notifications_dropped.inc({"reason": reason})
 
     def set_loop_lag(self, seconds: float) -> None:
         self.loop_lag.set({}, seconds)

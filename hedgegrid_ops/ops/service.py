@@ -1,10 +1,11 @@
 """Lifecycle of the operations layer on the node's event loop.
 
 ``OpsService`` binds the API listener (and the Prometheus listener unless
-disabled), subscribes the metrics to the snapshot store, starts the command
-consumer and a loop-lag probe. Everything runs on the loop it was started on;
-nothing here blocks it. ``start`` fails with one readable sentence
-(``OpsStartError``) so the runner can print it and exit instead of a traceback.
+disabled), subscribes the event hub (and the webhook notifier, when configured) to
+the snapshot store, starts the command consumer and a loop-lag probe. Everything
+runs on the loop it was started on; nothing here blocks it. ``start`` fails with one
+readable sentence (``OpsStartError``) so the runner can print it and exit instead of
+a traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hedgegrid_ops.ops.context import OpsContext
 from hedgegrid_ops.ops.events import EventHub, EventType, StreamSettings
 from hedgegrid_ops.ops.guard import GuardedAppRunner
 from hedgegrid_ops.ops.metrics import OpsMetrics
+from hedgegrid_ops.ops.notify import Notifier
 from hedgegrid_ops.ops.server import build_api_app, build_metrics_app
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.ops.stream import health_data, snapshot_data
@@ -88,6 +90,11 @@ class OpsService:
             on_clients=self.metrics.set_stream_clients,
             on_drop=self.metrics.stream_client_dropped,
         )
+        self.notifier = (
+            Notifier(settings.notify, settings.instrument_id, self.metrics)
+            if settings.notify is not None
+            else None
+        )
         self._ctx = OpsContext(
             settings=settings,
             store=store,
@@ -98,6 +105,7 @@ class OpsService:
             swagger_dir=swagger_assets_dir(),
             events=self.events,
             history=history,
+            notifier=self.notifier,
         )
         self._runners: list[GuardedAppRunner] = []
         self._api_port: int | None = None
@@ -121,6 +129,8 @@ class OpsService:
         self.events.start()
         if not self._subscribed:
             self.store.subscribe(self.events.on_snapshot)
+            if self.notifier is not None:
+                self.store.subscribe(self.notifier.on_snapshot)
             self._subscribed = True
         add_audit_listener(self._audit_to_stream)
         self._started = True

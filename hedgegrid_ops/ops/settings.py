@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from dataclasses import dataclass
+import socket
+import urllib.parse
+from dataclasses import dataclass, field
 
 DEFAULT_MAX_BAR_AGE = 120.0  # seconds without a bar before /health says degraded
 
@@ -35,6 +37,94 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a name: it may resolve to anything, so treat it as exposed
+
+
+def webhook_target(url: str) -> str:
+    """``scheme://host[:port]`` of a webhook URL: all that may be logged or shown.
+
+    Slack and Discord put the secret in the path (``/services/T0/B0/XXXX``,
+    ``/api/webhooks/ID/TOKEN``), others in the query or the user part, so everything
+    but the scheme and the host stays out of logs, errors and ``repr``.
+    """
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    shown = f"[{host}]" if ":" in host else host
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{shown}" + (f":{port}" if port is not None else "")
+
+
+def check_webhook_url(url: str, name: str = "the webhook URL") -> str:
+    """The webhook rule: an absolute http(s) URL with a host and nothing unprintable.
+
+    The error names the problem without repeating the URL (it may carry a token).
+    """
+    if not url.strip():
+        raise ValueError(f"{name} is empty; give an https:// webhook URL or leave it unset")
+    if not url.isprintable() or any(c.isspace() for c in url):
+        raise ValueError(f"{name} must not contain spaces or control characters")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        scheme = f"{parts.scheme!r}" if parts.scheme else "none"
+        raise ValueError(f"{name} must be an http:// or https:// URL (scheme is {scheme})")
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range or not a number
+    except ValueError:
+        raise ValueError(f"{name} has an invalid port ({webhook_target(url)}...)") from None
+    if not parts.hostname:
+        raise ValueError(f"{name} has no host ({parts.scheme}://...)")
+    return url
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """Where kill-switch trips, flattens and halts are posted (Slack/Discord webhooks).
+
+    ``url`` may carry a secret token: ``repr`` and every log line show only
+    ``target`` (scheme and host). ``timeout`` bounds one POST; a failed one is retried
+    ``retries`` times with a backoff doubling from ``backoff`` seconds. At most
+    ``queue_size`` messages wait for a slow receiver; past that the oldest is dropped.
+    ``name`` says which instance is speaking (default: this host's name).
+    """
+
+    url: str
+    timeout: float = 5.0
+    name: str = field(default_factory=socket.gethostname)
+    retries: int = 3
+    backoff: float = 0.5
+    queue_size: int = 32
+
+    def __post_init__(self) -> None:
+        check_webhook_url(self.url)
+        for attr in ("timeout", "backoff"):
+            value = getattr(self, attr)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ValueError(f"notify {attr} must be a positive number of seconds")
+        if isinstance(self.retries, bool) or not 0 <= self.retries <= 10:
+            raise ValueError("notify retries must be 0..10")
+        if isinstance(self.queue_size, bool) or self.queue_size < 1:
+            raise ValueError("notify queue_size must be at least 1")
+        if not self.name.strip() or not self.name.isprintable():
+            raise ValueError("notify name must be printable, non-blank text")
+
+    @property
+    def target(self) -> str:
+        return webhook_target(self.url)
+
+    def __repr__(self) -> str:
+        return (
+            f"NotifySettings(target={self.target!r}, timeout={self.timeout}, "
+            f"name={self.name!r}, retries={self.retries}, queue_size={self.queue_size})"
+        )
+
+    __str__ = __repr__
 
 
 @dataclass(frozen=True)
@@ -74,6 +164,7 @@ class OpsSettings:
     shutdown_timeout: float = 2.0
     auth_failures_per_minute: int = 30
     posts_per_minute: int = 120
+    notify: NotifySettings | None = None  # None: nothing is posted to a webhook
 
     def __post_init__(self) -> None:
         for name in ("api_port", "prometheus_port"):
@@ -141,7 +232,8 @@ class OpsSettings:
             f"prometheus_port={self.prometheus_port}, api_key={key!r}, "
             f"max_bar_age={self.max_bar_age}, command_timeout={self.command_timeout}, "
             f"instrument_id={self.instrument_id!r}, allowed_hosts={self.allowed_hosts!r}, "
-            f"cors_origins={self.cors_origins!r}, metrics_require_key={self.metrics_require_key})"
+            f"cors_origins={self.cors_origins!r}, metrics_require_key={self.metrics_require_key}, "
+            f"notify={self.notify!r})"
         )
 
     __str__ = __repr__

@@ -65,6 +65,22 @@ def test_unbounded_numbers_in_the_venue_config(
         (("--log-level", "chatty"), {}, "--log-level"),
         (("--log-backups", "-1"), {}, "--log-backups"),
         (("--log-max-mb", "0"), {}, "--log-max-mb"),
+        (
+            ("--enable-ops", "--notify-url", "ftp://hooks.example/T0/SECRETX"),
+            {},
+            "--notify-url: the webhook URL must be an http:// or https:// URL",
+        ),
+        (
+            ("--enable-ops",),
+            {"HEDGEGRID_NOTIFY_URL": "https://hooks.example:99999/T0/SECRETX"},
+            "HEDGEGRID_NOTIFY_URL: the webhook URL has an invalid port (https://hooks.example",
+        ),
+        (("--notify-url", "https://hooks.example/T0/SECRETX"), {}, "needs --enable-ops"),
+        (
+            ("--enable-ops", "--notify-url", "https://hooks.example/x", "--notify-timeout", "0"),
+            {},
+            "--notify-timeout",
+        ),
     ],
 )
 def test_unsafe_or_blank_settings(
@@ -73,6 +89,7 @@ def test_unsafe_or_blank_settings(
     ports = ("--api-port", "0", "--prometheus-port", "0")
     proc = _run(tmp_path, "--log-dir", str(tmp_path / "logs"), *ports, *args, env=env)
     _one_line(proc, expected)
+    assert "SECRETX" not in proc.stderr  # a webhook URL's secret is never echoed
     assert not (tmp_path / "logs").exists()
 
 

@@ -1,11 +1,12 @@
 """What is worth a message to a person, and how it reads in a chat channel.
 
-Notices are derived from consecutive snapshots, the way the event stream derives its
-trading-state and flatten events (``ops/events.py``): every kill-switch trip, halt and
-flatten shows in the snapshot the strategy publishes right after it, with the reason
-the operator sees in ``/status`` (a trip's reason names the breaker, the measured value
-and the limit). Reading snapshots rather than hooking the strategy keeps the notifier
-on the ops side of the layering and costs the strategy one comparison per snapshot.
+Notices are derived from consecutive snapshots (and the audit trail), the way the
+event stream derives its trading-state and flatten events (``ops/events.py``): every
+kill-switch trip, halt and flatten shows in the snapshot the strategy publishes right
+after it, with the reason the operator sees in ``/status`` (a trip's reason names the
+breaker, the measured value and the limit). Reading snapshots rather than hooking the
+strategy keeps the notifier on the ops side of the layering and costs the strategy one
+comparison per snapshot.
 
 What is posted:
 
@@ -13,10 +14,12 @@ What is posted:
   the halt it causes is part of that message, not a second one;
 - a halt for any other reason (``halt``), e.g. a node stopping; a halt restored at
   start-up from the state directory is not announced again;
-- a flatten (``flatten``) when it starts (an operator's, a leg found flipped) and when
-  it ends (flat, or given up with what is left); a kill-switch flatten ends with a
-  message once both legs are flat. Fills in between are not posted: a chat channel
-  is not a trade log.
+- a flatten (``flatten``) when it starts and when it ends (flat, or given up with what
+  is left). An operator's flatten is announced from its audit record, which names the
+  side, who asked (client and request id) and which legs got a close; one the strategy
+  starts by itself (a leg found flipped) from the state turning ``flattening``; a
+  kill-switch flatten ends with a message once both legs are flat. Fills in between
+  are not posted: a chat channel is not a trade log.
 
 Pure apart from the previous snapshot it remembers; ``render`` builds the JSON body.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import orjson
 
@@ -95,9 +99,13 @@ class NoticeDeriver:
             self._breaker_flatten = snap.kill_switch.breaker != STALE_DATA and not _flat(snap)
         elif state is TradingState.HALTED and was is not TradingState.HALTED:
             out.append(self._say(NoticeKind.HALT, f"HALTED: {snap.state_reason} (was {was})"))
-        started = snap.counters.flattens > prev.counters.flattens
-        if not tripped and (
-            started or (state is TradingState.FLATTENING and was is not TradingState.FLATTENING)
+        # An operator's flatten is announced from its audit record (``on_audit``: it names
+        # the side and who asked); one the strategy starts itself (a leg found flipped)
+        # shows only as the state changing to FLATTENING without the flatten counter.
+        if (
+            state is TradingState.FLATTENING
+            and was is not TradingState.FLATTENING
+            and snap.counters.flattens == prev.counters.flattens
         ):
             out.append(self._flatten_started(snap))
         elif was is TradingState.FLATTENING and state not in (
@@ -128,14 +136,29 @@ class NoticeDeriver:
             f"KILL SWITCH tripped: {ks.reason}; {action}; trading halted until POST /start",
         )
 
-    def _flatten_started(self, snap: StrategySnapshot) -> Notice:
-        closing = sorted({o.position_side for o in snap.orders if o.role == "flatten"})
-        what = f"closing {' and '.join(closing)}" if closing else "closing"
-        if snap.trading_state is not TradingState.FLATTENING:  # nothing was left to close
-            what = f"nothing left to close, trading {snap.trading_state}"
+    def on_audit(self, record: dict[str, Any]) -> Notice | None:
+        """The notice for one audit-trail record: an operator's flatten that was executed."""
+        if record.get("action") != "flatten" or record.get("outcome") != "ok":
+            return None
+        result = record.get("result") or {}
+        side = (record.get("params") or {}).get("side", "?")
+        closing = result.get("closing_positions") or []
+        already = result.get("already_closing") or []
+        what = [f"closing {' and '.join(closing)}"] if closing else []
+        if already:
+            what.append(f"{' and '.join(already)} already closing")
+        done = "; ".join(what) or "nothing open to close"
         return self._say(
             NoticeKind.FLATTEN,
-            f"FLATTEN started: {snap.state_reason}; {what} ({_legs(snap)})",
+            f"FLATTEN {side} requested by {record.get('client', '?')} "
+            f"(req {record.get('request_id', '-')}): {done}, "
+            f"{result.get('cancelled_orders', 0)} orders cancelled; "
+            f"trading {result.get('trading_state', '?')}",
+        )
+
+    def _flatten_started(self, snap: StrategySnapshot) -> Notice:
+        return self._say(
+            NoticeKind.FLATTEN, f"FLATTEN started: {snap.state_reason} ({_legs(snap)})"
         )
 
     def _flatten_ended(self, snap: StrategySnapshot) -> Notice:

@@ -7,8 +7,9 @@ chat channel what the kill switch, a flatten or a halt just did, within a second
 Delivery must never cost trading anything, so:
 
 - ``on_snapshot`` (a ``SnapshotStore`` listener, on the strategy's call path) only
-  compares the snapshot with the previous one (``ops/notices.py``) and, when there is
-  something to say, appends it to a bounded queue; it never awaits and never raises;
+  compares the snapshot with the previous one (``ops/notices.py``), ``on_audit`` (an
+  audit-trail listener) only looks at one record, and when there is something to say
+  either appends it to a bounded queue; neither awaits;
 - one worker task posts the queue in order with its own ``aiohttp.ClientSession``,
   each POST bounded by ``timeout``; connection errors, timeouts, 429 and 5xx answers
   are retried ``retries`` times with a doubling backoff (or the receiver's
@@ -28,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from typing import Any
 
 import aiohttp
 
@@ -74,6 +76,12 @@ class Notifier:
     def on_snapshot(self, snap: StrategySnapshot) -> None:
         """``SnapshotStore`` listener: queue what ``snap`` calls for."""
         for notice in self._derive.observe(snap):
+            self.submit(notice)
+
+    def on_audit(self, record: dict[str, Any]) -> None:
+        """Audit-trail listener: queue the notice for an operator's flatten."""
+        notice = self._derive.on_audit(record)
+        if notice is not None:
             self.submit(notice)
 
     def submit(self, notice: Notice) -> None:

@@ -133,6 +133,8 @@ class OpsService:
                 self.store.subscribe(self.notifier.on_snapshot)
             self._subscribed = True
         add_audit_listener(self._audit_to_stream)
+        if self.notifier is not None:
+            add_audit_listener(self.notifier.on_audit)
         self._started = True
         api = self.api_url
         _log.info(
@@ -156,6 +158,8 @@ class OpsService:
             return
         self._started = False
         remove_audit_listener(self._audit_to_stream)
+        if self.notifier is not None:
+            remove_audit_listener(self.notifier.on_audit)
         self.events.close()
         await self._cleanup_runners()  # the API app's cleanup closes the bus and the probe
         _log.info("ops_stopped")

@@ -6,10 +6,17 @@ breaker's name and measured value, both legs flat, /health 503 with the reason, 
 trip metric, the audit line. Then the operator's side: a restart on the same state
 directory stays halted (and keeps a pause and a throttle), and only POST /start
 trades again. A damaged state directory stops start-up with one line and exit 2.
+
+Every run also posts to a webhook receiver on a real socket (``--notify-url``): each
+trip arrives as one message naming the breaker and its measured value, and its flatten
+as a second once both legs are flat. A receiver answering 500, then one nobody listens
+on, are counted as failed deliveries while the trip, the flatten, the restart and the
+re-arm go on exactly as without them.
 """
 
 from __future__ import annotations
 
+import re
 import signal
 import sqlite3
 from collections.abc import AsyncIterator
@@ -24,9 +31,11 @@ import yaml
 
 from tests.support.harness import Api, Journal
 from tests.support.polling import poll
+from tests.support.ports import free_port
 from tests.support.program import ROOT, STRATEGY_YAML, RunningService, run_program
 from tests.support.program import running_program as running_service
 from tests.support.prometheus import parse_prometheus
+from tests.support.webhook import SECRET, webhook_receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -106,6 +115,23 @@ async def _async[T](value: T) -> T:
     return value
 
 
+async def notification_counts(api: Api) -> dict[tuple[str, str], float]:
+    """``hedgegrid_notifications_{delivered,failed,dropped}_total`` by their one label."""
+    return {
+        (s.name.removeprefix("hedgegrid_notifications_").removesuffix("_total"), label): s.value
+        for s in parse_prometheus(await api.metrics_text())
+        if s.name.startswith("hedgegrid_notifications_")
+        for key, label in s.labels.items()
+        if key != "instrument"
+    }
+
+
+def assert_secret_never_logged(service: RunningService) -> None:
+    for path in service.log_dir.glob("*.log"):
+        assert SECRET not in path.read_text(errors="replace"), path
+    assert not any(SECRET in str(line) for line in service.lines)
+
+
 async def wait_flat(api: Api) -> dict[str, Any]:
     def flat(s: dict[str, Any]) -> bool:
         pos = s["positions"]
@@ -128,12 +154,39 @@ BREAKERS = [
 @pytest.mark.parametrize(("breaker", "risk"), BREAKERS, ids=[b for b, _ in BREAKERS])
 async def test_each_breaker_flattens_and_halts(tmp_path: Path, breaker: str, risk: dict) -> None:
     config = strategy_with(tmp_path, **risk)
-    with running_service(tmp_path, "--strategy-config", str(config), "--speed", "60") as svc:
+    with (
+        webhook_receiver() as receiver,
+        running_service(
+            tmp_path,
+            *("--strategy-config", str(config), "--speed", "60"),
+            *("--notify-url", receiver.url, "--notify-name", f"ks-{breaker}"),
+        ) as svc,
+    ):
         async with api_of(svc, breaker) as api:
             status = await check_trip(api, svc, breaker)
             assert status["counters"]["flattens"] == 1
             flat = await wait_flat(api)
             assert flat["trading_state"] == "halted"  # flat, and still halted
+            prefix = f"[hedgegrid ks-{breaker} {status['instrument']}] "
+            texts = await receiver.arrived(
+                lambda t: len(t) >= 2, 30, "the trip and its flatten at the webhook"
+            )
+            # The legs as the trip saw them, before its flatten closed them.
+            assert re.fullmatch(
+                re.escape(f"{prefix}KILL SWITCH tripped: {status['state_reason']}; ")
+                + r"flattening both legs \(long [0-9.e-]+, short [0-9.e-]+\); "
+                + re.escape("trading halted until POST /start"),
+                texts[0],
+            ), texts[0]
+            assert f"{breaker}: measured " in texts[0]
+            assert texts[1] == f"{prefix}FLATTEN done after the kill switch: both legs flat"
+            counts = await poll(
+                lambda: notification_counts(api),
+                lambda c: c[("delivered", "flatten")] == 1,
+                10,
+                "the deliveries to be counted",
+            )
+            assert counts[("delivered", "kill_switch")] == 1
             submitted = (
                 flat["counters"]["orders_submitted_buy"] + flat["counters"]["orders_submitted_sell"]
             )
@@ -150,6 +203,8 @@ async def test_each_breaker_flattens_and_halts(tmp_path: Path, breaker: str, ris
                 + later["counters"]["orders_submitted_sell"]
                 == submitted
             ), "orders were sent while halted"
+        assert len(receiver.texts()) == 2, receiver.texts()  # nothing more while halted
+        assert_secret_never_logged(svc)
 
 
 async def test_stale_data_after_a_replay_ends(tmp_path: Path) -> None:
@@ -174,13 +229,30 @@ async def test_halt_survives_a_restart_until_start(tmp_path: Path) -> None:
     config = strategy_with(tmp_path, max_position_qty="0.006")
     state_dir = tmp_path / "state"
     args = ("--strategy-config", str(config), "--speed", "60", "--state-dir", str(state_dir))
-    with running_service(tmp_path / "first", *args) as svc:
+    # The first run's webhook answers 500: the trip still flattens and halts, and the
+    # message is counted as failed once its retries are spent.
+    with (
+        webhook_receiver(status=500) as failing,
+        running_service(tmp_path / "first", *args, "--notify-url", failing.url) as svc,
+    ):
         async with api_of(svc, "first") as api:
             first = await check_trip(api, svc, "max_position_qty")
             await wait_flat(api)
+            counts = await poll(
+                lambda: notification_counts(api),
+                lambda c: c[("failed", "http_status")] >= 1,
+                30,
+                "the 500s to be counted as a failed delivery",
+            )
+            assert counts[("delivered", "kill_switch")] == 0
+            assert failing.attempts >= 4  # the first try and three retries
         assert svc.stop() == 0
+        assert_secret_never_logged(svc)
 
-    with running_service(tmp_path / "second", *args) as svc:
+    # The second run's webhook is a port nobody listens on; the restored halt is not
+    # announced again, and the operator's /start and a flatten go through regardless.
+    nobody = f"http://127.0.0.1:{free_port()}/services/{SECRET}"
+    with running_service(tmp_path / "second", *args, "--notify-url", nobody) as svc:
         async with api_of(svc, "second") as api:
             status = await api.status()
             assert status["trading_state"] == "halted"
@@ -205,7 +277,22 @@ async def test_halt_survives_a_restart_until_start(tmp_path: Path) -> None:
             )
             assert not running["kill_switch"]["tripped"]
             assert running["kill_switch"]["trips"] == {"max_position_qty": 1}
+            await api.ok("POST", "/flatten", {"side": "both"})  # something to announce
+            await poll(
+                lambda: notification_counts(api),
+                lambda c: c[("failed", "connection")] >= 1,
+                30,
+                "the unreachable webhook to be counted as a failed delivery",
+            )
+            bars = (await api.status())["counters"]["bars_processed"]
+            await poll(
+                api.status,
+                lambda s: s["counters"]["bars_processed"] > bars + 5,
+                30,
+                "bars to keep flowing",
+            )
         assert svc.stop() == 0
+        assert_secret_never_logged(svc)
 
     rows = (
         sqlite3.connect(state_dir / "state.sqlite3").execute("SELECT entry FROM audit").fetchall()

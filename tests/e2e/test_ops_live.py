@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import re
 import socket
 import statistics
 import time
@@ -54,6 +55,7 @@ from tests.support.program import (
     running_program,
 )
 from tests.support.prometheus import find, metric_types, parse_prometheus, value
+from tests.support.webhook import WebhookReceiver, webhook_receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -86,21 +88,34 @@ class Live:
     service: RunningService
     journal: Journal
     prometheus_base: str
+    webhook: WebhookReceiver  # gets the service's --notify-url messages
     broken: str | None = None  # set when a test left the service unusable for the rest
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     prometheus_port = free_port()
-    with running_program(
-        tmp_path_factory.mktemp("ops_live"),
-        "--speed",
-        SPEED,
-        "--prometheus-port",
-        str(prometheus_port),
-    ) as service:
-        yield Live(service, Journal("live"), f"http://127.0.0.1:{prometheus_port}")
+    with (
+        webhook_receiver() as webhook,
+        running_program(
+            tmp_path_factory.mktemp("ops_live"),
+            "--speed",
+            SPEED,
+            "--prometheus-port",
+            str(prometheus_port),
+            "--notify-url",
+            webhook.url,
+            "--notify-name",
+            "ops-live",
+        ) as service,
+    ):
+        yield Live(service, Journal("live"), f"http://127.0.0.1:{prometheus_port}", webhook)
         assert service.stop() == 0, "the service did not exit cleanly"
+        # Stopping halts the strategy; the notifier still posts that before it closes.
+        assert any(
+            re.fullmatch(r"\[hedgegrid ops-live \S+\] HALTED: node stopping \(was \w+\)", t)
+            for t in webhook.texts()
+        ), webhook.texts()[-3:]
         assert not [ln for ln in service.lines if ln.get("event") == "non_json_stdout"]
         summary = service.lines[-1]
         assert summary["event"] == "run_summary" and summary["bars_processed"] > 0
@@ -399,7 +414,7 @@ async def test_flatten_both_closes_everything_and_keeps_the_grid_paused(
     api: Api, live: Live
 ) -> None:
     try:
-        await _flatten_both_then_start(api)
+        await _flatten_both_then_start(api, live)
     except AssertionError as exc:
         # A failed flatten can leave a runaway position behind; the later tests would
         # only time out one after the other, so they fail at once instead.
@@ -407,13 +422,14 @@ async def test_flatten_both_closes_everything_and_keeps_the_grid_paused(
         raise
 
 
-async def _flatten_both_then_start(api: Api) -> None:
+async def _flatten_both_then_start(api: Api, live: Live) -> None:
     before = await poll(
         api.status,
         lambda s: s["trading_state"] == "running" and qty(s, "long") + qty(s, "short") > 0,
         30,
         "an open position to flatten",
     )
+    posted = len(live.webhook.texts())
     reply = await api.ok("POST", "/flatten", {"side": "both"})
     assert reply["status"] == "flattening" and reply["side"] == "both"
     assert reply["cancelled_orders"] > 0
@@ -435,6 +451,22 @@ async def _flatten_both_then_start(api: Api) -> None:
     )
     assert flat["pnl"]["unrealized"] == 0.0
     assert flat["counters"]["flattens"] == before["counters"]["flattens"] + 1
+
+    # The webhook got the flatten's start (who asked, which legs) and its end.
+    texts = await live.webhook.arrived(
+        lambda t: any(" FLATTEN done: flattened; flatten by " in x for x in t[posted:]),
+        15,
+        "the flatten's start and end at the webhook",
+    )
+    started, done = [t for t in texts[posted:] if " FLATTEN " in t][:2]
+    assert re.fullmatch(
+        r"\[hedgegrid ops-live BTCUSDT-PERP\.BINANCE\] FLATTEN both requested by 127\.0\.0\.1 "
+        r"\(req \S+\): closing (?:LONG|SHORT)(?: and SHORT)?, "
+        rf"{reply['cancelled_orders']} orders cancelled; trading {reply['trading_state']}",
+        started,
+    ), started
+    assert " and ".join(reply["closing_positions"]) in started
+    assert done.endswith("(long 0, short 0); trading paused"), done
 
     later = await wait_bars(api, 20)
     assert later["trading_state"] == "paused", later["state_reason"]

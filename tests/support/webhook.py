@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import orjson
 from aiohttp import web
+
+from tests.support.polling import poll, wait_until
 
 SECRET = "T0000/B0000/not-a-real-secret-XYZZY"
 
@@ -48,13 +49,18 @@ class WebhookReceiver:
     def wait_for(
         self, predicate: Callable[[list[str]], bool], timeout: float, what: str
     ) -> list[str]:
-        """Poll the received texts until ``predicate`` holds; fail naming ``what``."""
-        deadline = time.monotonic() + timeout
-        while not predicate(texts := self.texts()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}: {texts}")
-            time.sleep(0.1)
-        return texts
+        """The received texts once ``predicate`` holds (blocking)."""
+        return wait_until(self.texts, predicate, timeout, what, interval=0.1)
+
+    async def arrived(
+        self, predicate: Callable[[list[str]], bool], timeout: float, what: str
+    ) -> list[str]:
+        """``wait_for`` for async tests: the test's loop keeps running meanwhile."""
+
+        async def texts() -> list[str]:
+            return self.texts()
+
+        return await poll(texts, predicate, timeout, what)
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())

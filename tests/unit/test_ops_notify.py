@@ -141,9 +141,40 @@ def test_a_halt_without_a_trip_is_posted_and_a_restored_halt_is_not() -> None:
     assert observe(restored, snap(restored, timestamp=restored.timestamp + 1)) == [[], []]
 
 
-def test_an_operator_flatten_posts_its_start_with_the_sides_and_its_end() -> None:
+def _flatten_audit(**result: Any) -> dict[str, Any]:
+    """An audit record as ``ops/audit.command_audit_sink`` writes it for a flatten."""
+    return {
+        "action": "flatten",
+        "params": {"side": "both"},
+        "outcome": "ok",
+        "result": {
+            "status": "flattening",
+            "side": "both",
+            "cancelled_orders": 28,
+            "closing_positions": ["LONG", "SHORT"],
+            "already_closing": [],
+            "trading_state": "flattening",
+            **result,
+        },
+        "command_id": 7,
+        "source": "bus",
+        "client": "127.0.0.1",
+        "key_used": True,
+        "request_id": "4f2a",
+    }
+
+
+def test_an_operator_flatten_posts_who_asked_which_side_and_its_end() -> None:
+    derive = NoticeDeriver(IDENTITY)
+    notice = derive.on_audit(_flatten_audit())
+    assert notice is not None and notice.kind is NoticeKind.FLATTEN
+    assert notice.text == (
+        f"[{IDENTITY}] FLATTEN both requested by 127.0.0.1 (req 4f2a): closing LONG and "
+        "SHORT, 28 orders cancelled; trading flattening"
+    )
+    # The snapshots of that flatten: the start is the audit record's, only the end is theirs.
     before = running()
-    reason = "flatten by 127.0.0.1 key=yes req 4f2a"
+    reason = "flatten by 127.0.0.1 (api key) req 4f2a"
     started = snap(
         before,
         trading_state=TradingState.FLATTENING,
@@ -160,12 +191,37 @@ def test_an_operator_flatten_posts_its_start_with_the_sides_and_its_end() -> Non
         orders=(),
     )
     out = observe(before, started, progress, done)
-    assert [len(n) for n in out] == [0, 1, 0, 1]
-    assert out[1][0].text == (
-        f"[{IDENTITY}] FLATTEN started: {reason}; closing LONG and SHORT (long 0.05, short 0.03)"
-    )
+    assert [len(n) for n in out] == [0, 0, 0, 1]
     assert out[3][0].text == (
         f"[{IDENTITY}] FLATTEN done: flattened; {reason} (long 0, short 0); trading paused"
+    )
+
+
+def test_a_flatten_with_nothing_open_or_already_closing_says_so() -> None:
+    derive = NoticeDeriver(IDENTITY)
+    idle = derive.on_audit(_flatten_audit(closing_positions=[], trading_state="paused"))
+    assert idle is not None and "(req 4f2a): nothing open to close, 28 orders" in idle.text
+    again = derive.on_audit(_flatten_audit(closing_positions=[], already_closing=["LONG"]))
+    assert again is not None and "(req 4f2a): LONG already closing, 28 orders" in again.text
+
+
+def test_only_executed_flattens_in_the_audit_trail_are_posted() -> None:
+    derive = NoticeDeriver(IDENTITY)
+    assert derive.on_audit({**_flatten_audit(), "outcome": "conflict"}) is None
+    assert derive.on_audit({**_flatten_audit(), "action": "stop"}) is None
+    assert derive.on_audit({"action": "flatten", "outcome": "unauthorized"}) is None
+
+
+def test_a_flatten_the_strategy_starts_by_itself_is_posted() -> None:
+    before = running()
+    flipped = snap(
+        before,
+        trading_state=TradingState.FLATTENING,
+        state_reason="LONG leg holds a SHORT position",
+    )
+    [notice] = observe(before, flipped)[1]
+    assert notice.text == (
+        f"[{IDENTITY}] FLATTEN started: LONG leg holds a SHORT position (long 0.05, short 0.03)"
     )
 
 
@@ -182,21 +238,6 @@ def test_a_flatten_that_gives_up_says_what_is_left() -> None:
         f"[{IDENTITY}] FLATTEN ended with positions left: flatten of LONG gave up: the venue "
         "refused 3 closes (long 0.05, short 0); trading paused"
     )
-
-
-def test_a_flatten_with_nothing_open_is_still_posted() -> None:
-    before = running()
-    paused = snap(
-        before,
-        trading_state=TradingState.PAUSED,
-        state_reason="flatten by 127.0.0.1",
-        long=FLAT,
-        short=FLAT,
-        counters=msgspec.structs.replace(before.counters, flattens=before.counters.flattens + 1),
-    )
-    [notice] = observe(before, paused)[1]
-    assert notice.kind is NoticeKind.FLATTEN
-    assert "nothing left to close, trading paused" in notice.text
 
 
 def test_ordinary_snapshots_post_nothing() -> None:

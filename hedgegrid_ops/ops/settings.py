@@ -24,6 +24,16 @@ def check_port(port: object, name: str = "port") -> int:
     return port
 
 
+def _positive_seconds(value: object) -> bool:
+    """A finite number > 0 (not a bool): the rule for every duration setting."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
 # A key shorter than this is guessable by brute force over a network in reasonable time
 # (the failed-auth rate limit slows a guesser down, it does not make a short key strong).
 MIN_KEY_LENGTH = 32
@@ -99,13 +109,7 @@ class NotifySettings:
     def __post_init__(self) -> None:
         check_webhook_url(self.url)
         for attr in ("timeout", "backoff"):
-            value = getattr(self, attr)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
+            if not _positive_seconds(getattr(self, attr)):
                 raise ValueError(f"notify {attr} must be a positive number of seconds")
         if isinstance(self.retries, bool) or not 0 <= self.retries <= 10:
             raise ValueError("notify retries must be 0..10")
@@ -181,12 +185,7 @@ class OpsSettings:
             "shutdown_timeout",
         ):
             value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
+            if not _positive_seconds(value):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         for name in (
             "max_connections",

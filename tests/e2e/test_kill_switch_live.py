@@ -36,6 +36,7 @@ from tests.support.program import ROOT, STRATEGY_YAML, RunningService, run_progr
 from tests.support.program import running_program as running_service
 from tests.support.prometheus import parse_prometheus
 from tests.support.webhook import SECRET, webhook_receiver
+from tests.support.webhook import notification_counts as webhook_counts
 
 pytestmark = pytest.mark.e2e
 
@@ -116,14 +117,7 @@ async def _async[T](value: T) -> T:
 
 
 async def notification_counts(api: Api) -> dict[tuple[str, str], float]:
-    """``hedgegrid_notifications_{delivered,failed,dropped}_total`` by their one label."""
-    return {
-        (s.name.removeprefix("hedgegrid_notifications_").removesuffix("_total"), label): s.value
-        for s in parse_prometheus(await api.metrics_text())
-        if s.name.startswith("hedgegrid_notifications_")
-        for key, label in s.labels.items()
-        if key != "instrument"
-    }
+    return webhook_counts(await api.metrics_text())
 
 
 def assert_secret_never_logged(service: RunningService) -> None:

@@ -19,8 +19,21 @@ import orjson
 from aiohttp import web
 
 from tests.support.polling import poll, wait_until
+from tests.support.prometheus import parse_prometheus
 
 SECRET = "T0000/B0000/not-a-real-secret-XYZZY"
+
+
+def notification_counts(metrics_text: str) -> dict[tuple[str, str], float]:
+    """``hedgegrid_notifications_{delivered,failed,dropped}_total`` from a /metrics text,
+    keyed by (outcome, label value): ``("failed", "connection")``."""
+    return {
+        (s.name.removeprefix("hedgegrid_notifications_").removesuffix("_total"), label): s.value
+        for s in parse_prometheus(metrics_text)
+        if s.name.startswith("hedgegrid_notifications_")
+        for key, label in s.labels.items()
+        if key != "instrument"
+    }
 
 
 class WebhookReceiver:

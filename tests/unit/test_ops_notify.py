@@ -30,8 +30,7 @@ from hedgegrid_ops.snapshot import (
 )
 from tests.support.inprocess import make_snapshot
 from tests.support.ports import free_port
-from tests.support.prometheus import parse_prometheus
-from tests.support.webhook import SECRET, webhook_receiver
+from tests.support.webhook import SECRET, notification_counts, webhook_receiver
 
 IDENTITY = "hedgegrid box-1 BTCUSDT-PERP.BINANCE"
 FLAT = SideState(quantity=0.0, entry_price=0.0, inventory_usdt=0.0, unrealized_pnl=0.0)
@@ -290,14 +289,7 @@ def test_settings_never_show_the_secret() -> None:
 
 
 def _counts(metrics: OpsMetrics) -> dict[tuple[str, str], float]:
-    text, _ = metrics.render()
-    return {
-        (s.name.removeprefix("hedgegrid_notifications_").removesuffix("_total"), label): s.value
-        for s in parse_prometheus(text.decode())
-        if s.name.startswith("hedgegrid_notifications_")
-        for key, label in s.labels.items()
-        if key != "instrument"
-    }
+    return notification_counts(metrics.render()[0].decode())
 
 
 def _notifier(url: str, **settings: Any) -> tuple[Notifier, OpsMetrics]:
@@ -357,36 +349,33 @@ async def test_a_500_is_retried_then_counted_as_failed() -> None:
     assert counts[("failed", "http_status")] == 1 and counts[("delivered", "flatten")] == 1
 
 
-async def test_a_404_is_not_retried() -> None:
-    with webhook_receiver(status=404) as receiver:
-        notifier, metrics = _notifier(receiver.url, retries=3)
-        await notifier.start()
-        notifier.submit(Notice(NoticeKind.HALT, "HALTED"))
-        await _settled(notifier)
-        await notifier.close()
-    assert receiver.attempts == 1
-    assert _counts(metrics)[("failed", "http_status")] == 1
-
-
-async def test_nobody_listening_is_a_connection_failure() -> None:
-    notifier, metrics = _notifier(f"http://127.0.0.1:{free_port()}/services/{SECRET}", retries=1)
+async def _post_one(url: str, **settings: Any) -> dict[tuple[str, str], float]:
+    """Start a notifier, have it deliver one halt notice, stop it; the counts after."""
+    notifier, metrics = _notifier(url, **settings)
     await notifier.start()
     notifier.submit(Notice(NoticeKind.HALT, "HALTED"))
     await _settled(notifier)
     await notifier.close()
-    counts = _counts(metrics)
+    return _counts(metrics)
+
+
+async def test_a_404_is_not_retried() -> None:
+    with webhook_receiver(status=404) as receiver:
+        counts = await _post_one(receiver.url, retries=3)
+    assert receiver.attempts == 1
+    assert counts[("failed", "http_status")] == 1
+
+
+async def test_nobody_listening_is_a_connection_failure() -> None:
+    counts = await _post_one(f"http://127.0.0.1:{free_port()}/services/{SECRET}", retries=1)
     assert counts[("failed", "connection")] == 1
     assert counts[("delivered", "halt")] == 0
 
 
 async def test_a_receiver_slower_than_the_timeout_is_a_timeout_failure() -> None:
     with webhook_receiver(delay=2.0) as receiver:
-        notifier, metrics = _notifier(receiver.url, timeout=0.2, retries=0)
-        await notifier.start()
-        notifier.submit(Notice(NoticeKind.HALT, "HALTED"))
-        await _settled(notifier)
-        await notifier.close()
-    assert _counts(metrics)[("failed", "timeout")] == 1
+        counts = await _post_one(receiver.url, timeout=0.2, retries=0)
+    assert counts[("failed", "timeout")] == 1
 
 
 async def test_a_full_queue_drops_the_oldest_and_counts_it() -> None:

@@ -74,7 +74,7 @@ def test_a_stdout_nobody_reads_never_stops_trading_auditing_or_exit(tmp_path: Pa
     log_dir = tmp_path / "logs"
     args = ("--enable-ops", "--api-port", str(port), "--prometheus-port", "0")
     proc = subprocess.Popen(
-        program("run", *args, "--speed", "600", "--duration", "15", "--log-dir", str(log_dir)),
+        program("run", *args, "--speed", "600", "--duration", "10", "--log-dir", str(log_dir)),
         cwd=ROOT,
         env=program_env(),
         stdout=subprocess.PIPE,  # never read: the pipe fills after ~64 KB

@@ -25,7 +25,7 @@ def _last_json_line(stdout: str) -> dict:
 def test_run_for_duration_trades_and_prints_summary(tmp_path: Path) -> None:
     log_dir = tmp_path / "logs"
     proc = subprocess.run(
-        program("run", "--duration", "15", "--log-dir", str(log_dir)),
+        program("run", "--duration", "6", "--speed", "60", "--log-dir", str(log_dir)),
         cwd=ROOT,
         env=program_env(),
         capture_output=True,

@@ -280,6 +280,30 @@ def lag_between(before: dict[float, float], after: dict[float, float]) -> dict[s
     }
 
 
+DURATION = re.compile(r"^hedgegrid_api_request_duration_seconds_(sum|count)\{([^}]*)\} (\S+)$")
+
+
+def handling_totals(text: str, route: str, method: str) -> tuple[float, float]:
+    """(seconds, requests) the program has spent handling ``method route`` so far: its
+    own request-duration histogram, measured inside the process around the middlewares
+    and the handler (for ``/metrics``, mostly the render)."""
+    sums = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        match = DURATION.match(line)
+        if match is None:
+            continue
+        labels = match.group(2)
+        if f'route="{route}"' in labels and f'method="{method}"' in labels:
+            sums[match.group(1)] += float(match.group(3))
+    return sums["sum"], sums["count"]
+
+
+def server_mean_ms(before: str, after: str, route: str, method: str) -> float | None:
+    s0, n0 = handling_totals(before, route, method)
+    s1, n1 = handling_totals(after, route, method)
+    return round((s1 - s0) / (n1 - n0) * 1e3, 4) if n1 > n0 else None
+
+
 def counter(text: str, name: str) -> float:
     total = 0.0
     for line in text.splitlines():
@@ -305,10 +329,14 @@ def measure_program(load: str, speed: str) -> dict[str, Any]:
         busy = (server.cpu_seconds() - cpu0) / (time.perf_counter() - t0)
         quiet_after = scrape(server.url)
         routes: dict[str, Any] = {}
+        server_ms: dict[str, float | None] = {}
         for path in GET_ROUTES:
+            before = scrape(server.url)
             for conns in CONNECTIONS:
                 routes[f"GET {path} c{conns}"] = repeated(wrk, server.url + path, conns)
             routes[f"GET {path} open{OPEN_LOOP_RATE}"] = repeated(open_loop, server.url + path)
+            server_ms[f"GET {path}"] = server_mean_ms(before, scrape(server.url), path, "GET")
+        before = scrape(server.url)
         for conns in CONNECTIONS:
             routes[f"POST /set-throttle c{conns}"] = repeated(
                 wrk, server.url + "/set-throttle", conns, "POST", THROTTLE_BODY
@@ -317,6 +345,9 @@ def measure_program(load: str, speed: str) -> dict[str, Any]:
             open_loop, server.url + "/set-throttle", "POST", THROTTLE_BODY
         )
         loaded_after = scrape(server.url)
+        server_ms["POST /set-throttle"] = server_mean_ms(
+            before, loaded_after, "/set-throttle", "POST"
+        )
         return {
             "speed": float(speed),
             "start_to_healthy_s": round(healthy_s, 2),
@@ -329,6 +360,9 @@ def measure_program(load: str, speed: str) -> dict[str, Any]:
                 "with_http": lag_between(lag_buckets(quiet_after), lag_buckets(loaded_after)),
             },
             "bars_processed": counter(loaded_after, "hedgegrid_bars_processed_total"),
+            # Mean time inside the process per request (middlewares + handler), from the
+            # program's own histogram: for GET /metrics this is the render time.
+            "server_mean_ms": server_ms,
             "routes": routes,
         }
 

@@ -30,8 +30,11 @@ run: $(STAMP)
 rehearse: $(STAMP)
 	$(PY) -m hedgegrid_ops.rehearse $(ARGS)
 
+# Two workers (pytest-xdist), each test file on one worker so a module's program starts
+# once; most of the suite waits on real programs, so two halve the time on two cores.
+WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile $(ARGS)
 
 # The inner loop: unit tests only, no external programs, fewer Hypothesis examples.
 test-fast: $(STAMP)

@@ -11,6 +11,17 @@ time is dropped after ``header_timeout`` seconds. What it lacks, added here:
   between requests) is closed. Thousands of slow connections therefore cannot lock an
   operator out: the operator's fresh connection displaces the oldest trickler, never
   the other way round, and descriptors stay bounded;
+- a listen queue three quarters as deep as the cap (``listen_backlog``). A closed trickler
+  reconnects at once, so every connection the cap does not hold waits in the kernel's
+  queue; when that queue is full the kernel drops new SYNs, and a dropped SYN costs
+  the operator's client a 1 s retransmission (3 s, 7 s on the next drops): that, not
+  the server, was every probe over 1 s under the slow-header flood. The cap is large
+  (``OpsSettings.max_connections``) so that a flood of thousands mostly sits in it,
+  trickling, rather than cycling through the queue, and the queue holds the rest;
+- a descriptor budget (``connection_cap``): the soft ``RLIMIT_NOFILE`` is raised as
+  far as the caps need (up to the hard limit) and a cap that still does not fit is
+  lowered, so accepting can never fail with EMFILE (which would refuse the operator
+  too);
 - a JSON answer (and an access-log line) for requests the HTTP parser rejects before
   any middleware runs (oversized or malformed headers, bad chunking, bad gzip),
   instead of aiohttp's plain-text page.
@@ -19,6 +30,7 @@ time is dropped after ``header_timeout`` seconds. What it lacks, added here:
 from __future__ import annotations
 
 import asyncio
+import resource
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +49,43 @@ _log = get_logger("api")
 MAX_LINE_SIZE = 8190  # request line (method, path, query) in bytes
 MAX_FIELD_SIZE = 8190  # one header field in bytes
 MAX_HEADERS = 64  # header fields per request
+FD_RESERVE = 512  # descriptors kept for everything but the listeners' connections
+
+
+def listen_backlog(cap: int) -> int:
+    """The listen queue for a listener capped at ``cap`` connections: three quarters of it.
+
+    uvloop accepts everything queued in one pass, and each newcomer past the cap evicts
+    the oldest idle connection before any of the pass's request bytes are read. The
+    ``cap`` connections held before the pass are older than every newcomer, so a pass
+    smaller than the cap evicts one of its own newcomers only if more than a quarter
+    of the held connections are mid-request. The queue is deep so that a flood's
+    reconnects wait in it instead of having their SYNs, and the operator's, dropped.
+    The kernel caps it at ``net.core.somaxconn`` (4096 on Linux since 5.4; 128
+    before, which brings SYN drops back under a flood: raise it there).
+    """
+    return max(1, cap * 3 // 4)
+
+
+def connection_cap(wanted: int, listeners: int) -> int:
+    """The per-listener connection cap that fits this process's descriptor limit.
+
+    Raises the soft ``RLIMIT_NOFILE`` as far as ``listeners`` caps of ``wanted`` plus
+    ``FD_RESERVE`` need (never past the hard limit), then returns ``wanted`` or, if the
+    limit is still short, what fits.
+    """
+    need = wanted * listeners + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass  # keep the soft limit we have; the cap is fitted to it below
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, (soft - FD_RESERVE) // listeners))
 
 
 def clean_text(value: str | None, limit: int = 256) -> str | None:
@@ -154,7 +203,9 @@ class GuardedAppRunner(web.AppRunner):
         app: web.Application,
         settings: OpsSettings,
         on_evict: Callable[[], None] | None = None,
+        max_connections: int | None = None,
     ) -> None:
+        """``max_connections`` overrides the settings' cap (``connection_cap``'s answer)."""
         super().__init__(
             app,
             access_log=None,
@@ -166,7 +217,7 @@ class GuardedAppRunner(web.AppRunner):
             max_headers=MAX_HEADERS,
             lingering_time=1.0,
         )
-        self._max_connections = settings.max_connections
+        self._max_connections = max_connections or settings.max_connections
         self._on_evict = on_evict
 
     async def _make_server(self) -> Server:

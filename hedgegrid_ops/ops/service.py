@@ -22,7 +22,7 @@ from hedgegrid_ops.ops.audit import add_audit_listener, command_audit_sink, remo
 from hedgegrid_ops.ops.bus import CommandBus
 from hedgegrid_ops.ops.context import OpsContext
 from hedgegrid_ops.ops.events import EventHub, EventType, StreamSettings
-from hedgegrid_ops.ops.guard import GuardedAppRunner
+from hedgegrid_ops.ops.guard import GuardedAppRunner, connection_cap, listen_backlog
 from hedgegrid_ops.ops.metrics import OpsMetrics
 from hedgegrid_ops.ops.notify import Notifier
 from hedgegrid_ops.ops.server import build_api_app, build_metrics_app
@@ -112,11 +112,21 @@ class OpsService:
         self._metrics_port: int | None = None
         self._subscribed = False
         self._started = False
+        self._cap = settings.max_connections  # per listener, fitted to ulimit -n at start
 
     async def start(self) -> None:
         if self._started:
             return
         s = self.settings
+        listeners = 1 if s.prometheus_port == 0 else 2
+        self._cap = connection_cap(s.max_connections, listeners)
+        if self._cap < s.max_connections:
+            _log.warning(
+                "connection_cap_reduced",
+                wanted=s.max_connections,
+                cap=self._cap,
+                detail="the open-file limit (ulimit -n) is too low for the connection cap",
+            )
         try:
             self._api_port = await self._listen(build_api_app(self._ctx), s.api_port)
             if s.prometheus_port != 0:
@@ -192,15 +202,15 @@ class OpsService:
 
     async def _listen(self, app: web.Application, port: int) -> int:
         host = self.settings.host
-        runner = GuardedAppRunner(app, self.settings, on_evict=self.metrics.evicted_connection)
+        runner = GuardedAppRunner(
+            app,
+            self.settings,
+            on_evict=self.metrics.evicted_connection,
+            max_connections=self._cap,
+        )
         await runner.setup()
         self._runners.append(runner)
-        # asyncio accepts up to `backlog` connections per loop pass, each of which may
-        # evict the oldest idle connection: keeping one pass well under the connection
-        # cap means a newcomer cannot be evicted by its own batch before its request
-        # bytes are read.
-        backlog = min(128, max(1, self.settings.max_connections // 2))
-        site = web.TCPSite(runner, host, port, backlog=backlog)
+        site = web.TCPSite(runner, host, port, backlog=listen_backlog(self._cap))
         try:
             await site.start()
         except OSError as exc:

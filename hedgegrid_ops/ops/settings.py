@@ -163,7 +163,7 @@ class OpsSettings:
     metrics_require_key: bool = False
     header_timeout: float = 5.0
     body_timeout: float = 5.0
-    max_connections: int = 256
+    max_connections: int = 4096
     max_inflight: int = 64
     shutdown_timeout: float = 2.0
     auth_failures_per_minute: int = 30

@@ -5,7 +5,10 @@ exhaust descriptors and lock out /health, /metrics and emergency /flatten; one c
 with a half-sent body held SIGTERM for 62 s. Now the connection cap drops the oldest
 idle connection for each newcomer, the header timeout drops tricklers, the body
 timeout ends a stalled body, and shutdown waits at most 2 s for requests in flight.
-Loopback only, bounded in count (3,000 attackers) and time (14 s).
+The listen queue is deep enough that the flood's reconnects wait in it instead of
+having SYNs dropped: a dropped SYN cost a probe a 1 s (or 3 s) retransmission, which
+was every probe over 1 s before. Loopback only, bounded in count (6,000 attackers,
+more than the 4,096-connection cap, so the eviction really runs) and time (14 s).
 """
 
 from __future__ import annotations
@@ -23,15 +26,16 @@ from pathlib import Path
 import orjson
 import pytest
 
+from hedgegrid_ops.ops.settings import OpsSettings
 from tests.support.polling import wait_until
 from tests.support.program import ROOT, running_program
 
 pytestmark = pytest.mark.e2e
 
-ATTACKERS = 3000
+ATTACKERS = 6000
 ATTACK_SECONDS = 14.0
-MAX_CONNECTIONS = 256  # OpsSettings.max_connections default
-PROBE_TIMEOUT = 10.0  # "answered at all"; the 1 s bar is checked on the median below
+MAX_CONNECTIONS = OpsSettings.max_connections  # the default cap per listener
+PROBE_TIMEOUT = 10.0  # "answered at all"; the 1 s bar is checked on the 90th percentile
 
 
 def _proc_fds(pid: int) -> int:
@@ -97,19 +101,23 @@ def test_a_slow_header_flood_leaves_health_and_flatten_answering(tmp_path: Path)
                 attacker.kill()
         stats = orjson.loads(out)
         evicted = _metric_value(f"{api}/metrics", "hedgegrid_http_connections_evicted_total")
+        seconds = sorted(round(p[2], 3) for p in probes)
         print(f"slowloris: {stats}, evicted {evicted}, probes {len(probes)}, "
-              f"worst {max(p[2] for p in probes):.3f}s, fds {fds_before}->{peak['fds']}, "
+              f"latencies {seconds}, fds {fds_before}->{peak['fds']}, "
               f"rss {rss_before}->{peak['rss']} kB")  # fmt: skip
 
         assert stats["opened"] > ATTACKERS  # the flood really ran (and reconnected)
         assert evicted > 0  # the cap was reached and defended
         assert len(probes) >= 10
         assert all(status == 200 for _, status, _ in probes), probes
-        # Every probe answered (within PROBE_TIMEOUT). The issue's bar is "within 1 s";
-        # on a shared, loaded machine single probes can queue behind the flood's accepts,
-        # so the median carries the bar and the worst case is printed, not asserted.
+        # Every probe answered (within PROBE_TIMEOUT), and 90 % within the issue's 1 s.
+        # Not every one: no probe's SYN is dropped any more (that was every probe over
+        # 1 s before), but on the shared 2-core machine at load 6-9 the attacker and
+        # the others' work leave the program too little CPU, and in 2 runs of 7 one or
+        # two probes of 34-40 took 1.2-1.9 s waiting for it (the 90th percentile stayed
+        # under 0.7 s). docs/hardening.md has the figures; the worst is printed above.
         latencies = sorted(seconds for _, _, seconds in probes)
-        assert latencies[len(latencies) // 2] < 1.0, latencies
+        assert latencies[int(0.9 * len(latencies))] < 1.0, latencies
         assert peak["fds"] - fds_before <= 2 * MAX_CONNECTIONS + 64
         assert peak["rss"] - rss_before < 128 * 1024
         assert _timed(f"{api}/health")[0] == 200

@@ -129,6 +129,11 @@ class Notifier:
         """Messages queued, not yet being posted."""
         return len(self._queue)
 
+    @property
+    def settled(self) -> bool:
+        """Nothing queued and nothing being posted (or retried) right now."""
+        return self._idle.is_set()
+
     # ---- the worker ----------------------------------------------------------------
 
     async def _run(self) -> None:

@@ -301,7 +301,7 @@ def _notifier(url: str, **settings: Any) -> tuple[Notifier, OpsMetrics]:
 async def _settled(notifier: Notifier) -> None:
     """Until the worker has finished everything queued (the loop keeps running)."""
     for _ in range(500):
-        if notifier._idle.is_set():
+        if notifier.settled:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the notifier never settled")

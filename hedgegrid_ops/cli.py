@@ -157,8 +157,9 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         "--purge-interval",
         type=_positive,
         default=60.0,
-        help="seconds between purges of closed orders, closed positions and old account "
-        "events from memory (each purge drops what is older than this)",
+        help="closed orders, closed positions and account events older than this many "
+        "seconds are dropped from memory (a second's worth at a time; one cache_purged "
+        "log line per interval)",
     )
     run.add_argument(
         "--log-dir",

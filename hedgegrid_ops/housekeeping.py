@@ -8,59 +8,79 @@ and live-clock timer callbacks fire on Rust worker threads: the purge would muta
 the cache while the loop reads it. So the same cache calls run here instead, as an
 asyncio task on the node's loop, between two events like everything else.
 
-What is purged, every ``interval`` seconds: orders and positions closed for longer
-than ``interval``, and account events older than ``interval``. Open orders and
-positions are never touched (Nautilus refuses to purge them).
+What is purged: orders and positions closed for longer than ``interval`` seconds, and
+account events older than that. Open orders and positions are never touched (Nautilus
+refuses to purge them). The purge runs every second, not once per ``interval``: it holds
+the loop about 20 µs per order it drops (measured), so a minute's worth at once (4,500
+orders at ``--speed 60``) stalled every request for ~100 ms, while a second's worth
+costs a millisecond or two. One ``cache_purged`` line per ``interval`` sums them up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from hedgegrid_ops.logs import get_logger
 
 DEFAULT_PURGE_INTERVAL = 60.0
+PURGE_STEP_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
-class PurgeReport:
-    """Cache sizes around one purge (orders and positions are closed ones)."""
+@dataclass
+class PurgeTotals:
+    """What the purges since the last ``cache_purged`` line did."""
 
-    orders_before: int
-    orders_after: int
-    positions_before: int
-    positions_after: int
-    orders_in_cache: int  # all orders left, open ones included
+    purges: int = 0
+    orders: int = 0
+    positions: int = 0
+    longest_seconds: float = 0.0  # the longest single cache call: the loop's stall
 
 
-def purge_once(cache: Any, now_ns: int, age_secs: int) -> PurgeReport:
-    """Purge closed orders/positions older than ``age_secs`` and older account events."""
-    orders_before = len(cache.orders_closed())
-    positions_before = len(cache.positions_closed())
-    cache.purge_closed_orders(now_ns, age_secs)
-    cache.purge_closed_positions(now_ns, age_secs)
+async def purge_once(cache: Any, now_ns: int, age_secs: int, totals: PurgeTotals) -> None:
+    """Purge closed orders/positions older than ``age_secs`` and older account events.
+
+    Each of the three cache calls is its own slice of the loop (requests and market
+    events waiting in between are served), and only cheap counts are read: listing the
+    closed orders to count them cost as much as purging a second's worth.
+    """
+    orders_before = cache.orders_total_count()  # only closed orders are ever purged
+    positions_before = cache.positions_total_count()
+    for purge in (cache.purge_closed_orders, cache.purge_closed_positions):
+        started = time.perf_counter()
+        purge(now_ns, age_secs)
+        totals.longest_seconds = max(totals.longest_seconds, time.perf_counter() - started)
+        await asyncio.sleep(0)
+    started = time.perf_counter()
     cache.purge_account_events(now_ns, age_secs)
-    return PurgeReport(
-        orders_before=orders_before,
-        orders_after=len(cache.orders_closed()),
-        positions_before=positions_before,
-        positions_after=len(cache.positions_closed()),
-        orders_in_cache=len(cache.orders()),
-    )
+    totals.longest_seconds = max(totals.longest_seconds, time.perf_counter() - started)
+    totals.purges += 1
+    totals.orders += orders_before - cache.orders_total_count()
+    totals.positions += positions_before - cache.positions_total_count()
 
 
 async def purge_forever(cache: Any, clock: Any, interval: float) -> None:
-    """Run ``purge_once`` every ``interval`` seconds on the calling loop until cancelled."""
+    """Purge what is older than ``interval`` every second (or every ``interval`` if
+    shorter) on the calling loop, logging a summary once per ``interval``, until cancelled."""
     log = get_logger("housekeeping")
     age = max(1, int(interval))
+    step = min(interval, PURGE_STEP_SECONDS)
+    totals = PurgeTotals()
+    next_line = time.monotonic() + interval
     while True:
-        await asyncio.sleep(interval)
-        report = purge_once(cache, clock.timestamp_ns(), age)
+        await asyncio.sleep(step)
+        await purge_once(cache, clock.timestamp_ns(), age, totals)
+        if time.monotonic() < next_line:
+            continue
         log.info(
             "cache_purged",
-            closed_orders_purged=report.orders_before - report.orders_after,
-            closed_positions_purged=report.positions_before - report.positions_after,
-            orders_in_cache=report.orders_in_cache,
+            closed_orders_purged=totals.orders,
+            closed_positions_purged=totals.positions,
+            orders_in_cache=cache.orders_total_count(),
+            purges=totals.purges,
+            longest_purge_ms=round(totals.longest_seconds * 1e3, 3),
         )
+        totals = PurgeTotals()
+        next_line = time.monotonic() + interval

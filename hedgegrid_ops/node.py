@@ -70,7 +70,7 @@ class RunOptions:
     nautilus_log_level_file: str = "INFO"
     state: StateStore | None = None  # the state directory; None keeps nothing across restarts
     saved: SavedState | None = None  # what the previous run left in it
-    purge_interval: float = DEFAULT_PURGE_INTERVAL  # seconds between cache purges
+    purge_interval: float = DEFAULT_PURGE_INTERVAL  # age at which closed orders are purged
 
 
 class StartupError(Exception):

@@ -63,7 +63,7 @@ class EventType(StrEnum):
     TRADING_STATE = "trading_state"  # {previous, state, reason}
     THROTTLE = "throttle"  # {previous, throttle}
     FLATTEN = "flatten"  # {phase: started|progress|done, long_qty, short_qty, ...}
-    KILL_SWITCH = "kill_switch"  # published by the breakers: {breaker, reason, ...}
+    KILL_SWITCH = "kill_switch"  # a breaker tripped: {breaker, reason, tripped_at, trips}
     AUDIT = "audit"  # one control action as the audit log records it
 
 
@@ -159,6 +159,23 @@ SnapshotRenderer = Callable[[StrategySnapshot], Any]
 # Builds one message (type, data) from an object published as it is, or None to skip it.
 MessageRenderer = Callable[[Any], tuple[str, Any] | None]
 HealthRenderer = Callable[[], Any]
+
+
+def _new_trip(prev: StrategySnapshot | None, snap: StrategySnapshot) -> dict | None:
+    """The kill-switch event for a trip that happened since ``prev``, if one did.
+
+    Derived from the snapshots like the state events, so a trip is streamed whatever
+    breaker caused it; a trip restored from the state directory at start-up is not
+    news (there is no previous snapshot to compare with)."""
+    ks = snap.kill_switch
+    if prev is None or not ks.tripped or ks.tripped_at == prev.kill_switch.tripped_at:
+        return None
+    return {
+        "breaker": ks.breaker,
+        "reason": ks.reason,
+        "tripped_at": ks.tripped_at,
+        "trips": dict(ks.trips),
+    }
 
 
 def _flatten_progress(prev: StrategySnapshot | None, snap: StrategySnapshot) -> dict | None:
@@ -289,6 +306,9 @@ class EventHub:
             )
         if prev is not None and prev.throttle != snap.throttle:
             self.publish(EventType.THROTTLE, {"previous": prev.throttle, "throttle": snap.throttle})
+        trip = _new_trip(prev, snap)
+        if trip is not None:
+            self.publish(EventType.KILL_SWITCH, trip)
         flatten = _flatten_progress(prev, snap)
         if flatten is not None:
             self.publish(EventType.FLATTEN, flatten)

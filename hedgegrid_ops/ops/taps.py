@@ -9,9 +9,9 @@ appends the event itself to the hub: its message is built at flush time, after t
 strategy has returned (Nautilus events are immutable, so holding one is safe).
 
 Other components on the node publish stream events without importing the ops layer:
-``msgbus.publish("hedgegrid.stream.kill_switch", {...})`` (the prefix, then one of
+``msgbus.publish("hedgegrid.stream.audit", {...})`` (the prefix, then one of
 ``PUBLISHABLE``; a JSON-able dict as the message) reaches every client as
-``{"type": "kill_switch", "data": {...}}``. Messages that are not dicts are ignored.
+``{"type": "audit", "data": {...}}``. Messages that are not dicts are ignored.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from hedgegrid_ops.ops.events import (
     EventType,
     StreamSettings,
 )
-from hedgegrid_ops.snapshot import SideState, TradingState
+from hedgegrid_ops.snapshot import KillSwitchView, SideState, TradingState
 from tests.support.inprocess import API_KEY, Running, StateTarget, make_snapshot, serve_ops
 from tests.support.websocket import stalled_events_client
 
@@ -214,6 +214,36 @@ async def test_state_throttle_and_flatten_changes_are_events(tmp_path: Path) -> 
     assert events[3]["data"]["long_qty"] == 0.0 and events[3]["data"]["short_qty"] == 0.03
     assert events[4]["data"] == {"previous": "flattening", "state": "paused", "reason": "flat"}
     assert events[5]["data"]["short_qty"] == 0.0
+
+
+async def test_a_kill_switch_trip_is_an_event_once(tmp_path: Path) -> None:
+    base = make_snapshot()
+    tripped = KillSwitchView(
+        tripped=True,
+        breaker="max_drawdown",
+        reason="max_drawdown: measured 0.104 > limit 0.1",
+        tripped_at=time.time(),
+        trips={"max_drawdown": 1},
+    )
+    halted = {"trading_state": TradingState.HALTED, "state_reason": tripped.reason}
+    async with (
+        serve_ops(tmp_path, api_key=API_KEY, snapshot=base, stream=FAST) as ops,
+        ops.http.ws_connect(ws_url(ops), headers={"X-API-Key": API_KEY}) as ws,
+    ):
+        await receive_json(ws)
+        ops.store.publish(make_snapshot(kill_switch=tripped, **halted))
+        ops.store.publish(make_snapshot(kill_switch=tripped, **halted))  # the same trip
+        ops.store.publish(make_snapshot(throttle=0.5, kill_switch=tripped, **halted))
+        events: list[dict] = []
+        while not events or events[-1]["type"] != "throttle":
+            events.append(await next_event(ws))
+    assert [m["type"] for m in events] == ["trading_state", "kill_switch", "throttle"]
+    assert events[1]["data"] == {
+        "breaker": "max_drawdown",
+        "reason": "max_drawdown: measured 0.104 > limit 0.1",
+        "tripped_at": tripped.tripped_at,
+        "trips": {"max_drawdown": 1},
+    }
 
 
 async def test_control_actions_reach_the_stream_as_audit_entries(tmp_path: Path) -> None:

@@ -346,18 +346,23 @@ def test_order_submit_5xx_and_429_degrade_and_recover(live: Live) -> None:
         _assert_orders_agree(live)
 
 
+def _in_flight(live: Live) -> set[str]:
+    return {
+        o["client_order_id"]
+        for o in live.api("GET", "/orders")[1]["orders"]
+        if o["status"] in ("SUBMITTED", "PENDING_UPDATE", "PENDING_CANCEL")
+    }
+
+
 def _assert_orders_agree(live: Live) -> None:
-    """Freeze the market; every order resolved; our open orders = the exchange's."""
+    """Every order in flight resolves; then, market frozen, our open orders = the exchange's."""
+    # A submission the venue never saw resolves only through Nautilus's in-flight
+    # check (5 queries 6 s apart): wait for that with the market still moving, or the
+    # stale-data breaker (30 s) would trip on the frozen market first.
+    stuck = _in_flight(live)
+    wait_for("in-flight orders resolved", lambda: not stuck & _in_flight(live), 60, every=0.5)
     _settle(live)
-    wait_for(
-        "in-flight orders resolved",
-        lambda: all(
-            o["status"] not in ("SUBMITTED", "PENDING_UPDATE", "PENDING_CANCEL")
-            for o in live.api("GET", "/orders")[1]["orders"]
-        ),
-        timeout=60,
-        every=0.5,
-    )
+    wait_for("in-flight orders resolved", lambda: not _in_flight(live), timeout=60, every=0.5)
     ours = {o["client_order_id"] for o in live.api("GET", "/orders")[1]["orders"]}
     at_venue = {
         o["clientOrderId"] for o in live.open_orders() if parse_client_order_id(o["clientOrderId"])
@@ -547,24 +552,36 @@ def _legs_signed_right(positions: dict[str, dict]) -> bool:
     return float(positions["LONG"]["positionAmt"]) >= 0 >= float(positions["SHORT"]["positionAmt"])
 
 
+def _covered_legs(live: Live) -> set[str]:
+    """Legs that hold a position and have a working order of ours that would reduce it."""
+    held = {side for side, p in live.positions().items() if float(p["positionAmt"])}
+    closing = {"LONG": "SELL", "SHORT": "BUY"}
+    return {
+        o["positionSide"]
+        for o in live.open_orders()
+        if o["positionSide"] in held
+        and o["side"] == closing[o["positionSide"]]
+        and parse_client_order_id(o["clientOrderId"])
+    }
+
+
 def _flatten_while_the_market_moves(live: Live) -> None:
     """Flatten both legs with take profits working and the market moving, and check it.
 
     Take profits can fill while the closes and the cancels are in flight: the close
     must never exceed what the venue holds, and a refused close must not end the
-    flatten in failure.
+    flatten in failure. Both are forced: every cancel reaches the book a second late
+    (the take profits keep working, and can fill, while the flatten waits on them),
+    and the venue refuses the first close with -2022, as it would a close that a fill
+    still on its way had made too large.
     """
     live.admin("/admin/market/resume")
-    wait_for(
-        "a position on each leg with its take profit working",
-        lambda: (
-            all(float(p["positionAmt"]) for p in live.positions().values())
-            and {o["positionSide"] for o in live.open_orders() if o["type"] == "LIMIT"}
-            >= {"LONG", "SHORT"}
-        ),
-        timeout=60,
-    )
+    wait_for("a position with its take profit working", lambda: _covered_legs(live), 60)
     bars = live.status()["counters"]["bars_processed"]
+    refused_before = len(live.logs("close_failed"))
+    submitted_before = len(live.logs("order_submitted"))
+    live.admin("/admin/delay", {"seconds": 1.0, "path": "/fapi/v1/order", "method": "DELETE"})
+    live.admin("/admin/reject-next-order", {"code": -2022, "time_in_force": "IOC"})
     code, body = live.api("POST", "/flatten", {"side": "both"})
     assert code == 200, body
     seen: list[dict[str, dict]] = []
@@ -574,8 +591,19 @@ def _flatten_while_the_market_moves(live: Live) -> None:
         return all(float(p["positionAmt"]) == 0 for p in seen[-1].values())
 
     wait_for("flat at the exchange", flat, timeout=60, every=0.1)
-    assert all(_legs_signed_right(p) for p in seen), seen
+    # Flat is not the end: an order whose cancel is still on its way can fill and open
+    # the leg again, and the flatten closes that too before it ends (paused).
     wait_for("paused", lambda: live.status()["trading_state"] == "paused", 30)
+    live.admin("/admin/clear")
+    assert all(_legs_signed_right(p) for p in seen), seen
+    closes = [
+        r
+        for r in live.logs("order_submitted")[submitted_before:]
+        if (t := parse_client_order_id(r["client_order_id"])) and t.role.value == "flatten"
+    ]
+    refused = live.logs("close_failed")[refused_before:]
+    if closes:  # (none when the take profits alone closed both legs)
+        assert refused and "-2022" in refused[0]["detail"], refused
     # Still flat a dozen bars later with the market still moving: nothing of ours was
     # left to fill, and the program's view of both legs is flat too.
     wait_for(

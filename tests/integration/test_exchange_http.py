@@ -344,6 +344,36 @@ async def test_delay_responses(ex, rest, session) -> None:
     assert (await admin(session, ex, "/admin/status"))[1]["faults"]["delays"] == []
 
 
+async def test_delay_of_one_method_leaves_the_others_alone(ex, rest, session) -> None:
+    rule = {"seconds": 0.4, "path": "/fapi/v1/order", "method": "DELETE", "count": 1}
+    await admin(session, ex, "/admin/delay", rule)
+    resting = ORDER | {"type": "LIMIT", "timeInForce": "GTC", "price": "50000.0"}
+    placed = await rest.ok("POST", "/fapi/v1/order", resting | {"quantity": "0.010"})
+    delays = (await admin(session, ex, "/admin/status"))[1]["faults"]["delays"]
+    assert delays == [
+        {"path": "/fapi/v1/order", "method": "DELETE", "seconds": 0.4, "remaining": 1}
+    ]
+    started = time.monotonic()
+    cancel = {"symbol": "BTCUSDT", "orderId": str(placed["orderId"])}
+    assert (await rest.ok("DELETE", "/fapi/v1/order", cancel))["status"] == "CANCELED"
+    assert time.monotonic() - started >= 0.4  # the cancel was held, the new order was not counted
+    assert (await admin(session, ex, "/admin/status"))[1]["faults"]["delays"] == []
+
+
+async def test_reject_next_order_of_one_time_in_force(ex, rest, session) -> None:
+    await admin(session, ex, "/admin/reject-next-order", {"code": -2022, "time_in_force": "IOC"})
+    resting = ORDER | {"type": "LIMIT", "timeInForce": "GTC", "price": "50000.0"}
+    assert (await rest.ok("POST", "/fapi/v1/order", resting | {"quantity": "0.010"}))["status"] == (
+        "NEW"
+    )
+    ioc = ORDER | {"type": "LIMIT", "timeInForce": "IOC", "price": "50000.0", "quantity": "0.010"}
+    assert await rest.call("POST", "/fapi/v1/order", ioc) == (
+        400,
+        {"code": -2022, "msg": "ReduceOnly Order is rejected."},
+    )
+    assert (await rest.call("POST", "/fapi/v1/order", ioc))[0] == 200  # refused once only
+
+
 async def test_reject_next_order(ex, rest, session) -> None:
     await admin(session, ex, "/admin/reject-next-order", {"code": -2019})
     order = ORDER | {"type": "MARKET", "quantity": "0.010"}

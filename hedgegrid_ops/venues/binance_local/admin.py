@@ -66,7 +66,8 @@ async def delay(ex: LocalExchange, body: dict[str, Any]) -> dict[str, Any]:
     seconds = _field(body, "seconds", float, check=lambda v: 0 < v <= 3600)
     path = _field(body, "path", str, None, lambda v: v.startswith("/"))
     count = _field(body, "count", int, None, lambda v: v >= 1)
-    ex.faults.delays.append(DelayRule(seconds, path, count))
+    method = _field(body, "method", str, None, lambda v: v in ("GET", "POST", "PUT", "DELETE"))
+    ex.faults.delays.append(DelayRule(seconds, path, count, method))
     return ex.faults.describe()
 
 
@@ -86,14 +87,19 @@ async def reject_next_order(ex: LocalExchange, body: dict[str, Any]) -> dict[str
     code = _field(body, "code", int, check=lambda v: v < 0)
     msg = _field(body, "msg", str, MESSAGES.get(code, "Order rejected."))
     status = _field(body, "status", int, 400, lambda v: 400 <= v <= 599)
+    tif = _field(
+        body, "time_in_force", str, None, lambda v: v in ("GTC", "IOC", "FOK", "GTX", "GTD")
+    )
     ex.engine.reject_next = BinanceError(code, msg, status)
-    return {"reject_next_order": {"code": code, "msg": msg, "status": status}}
+    ex.engine.reject_next_tif = tif
+    return {"reject_next_order": {"code": code, "msg": msg, "status": status, "time_in_force": tif}}
 
 
 async def clear(ex: LocalExchange, body: dict[str, Any]) -> dict[str, Any]:
     ex.faults.clear()
     ex.clock.resume()
     ex.engine.reject_next = None
+    ex.engine.reject_next_tif = None
     return ex.faults.describe()
 
 

@@ -110,6 +110,8 @@ class Engine:
         self.ids = _Ids()
         self.update_ms = 0
         self.reject_next: BinanceError | None = None
+        # Only an order with this timeInForce takes the rejection (None: the next order).
+        self.reject_next_tif: str | None = None
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -199,8 +201,12 @@ class Engine:
 
     def place(self, params: dict[str, str], now_ms: int) -> Order:
         """Validate and accept a new order (``POST /fapi/v1/order``), matching it at once."""
-        if self.reject_next is not None:
+        if self.reject_next is not None and self.reject_next_tif in (
+            None,
+            params.get("timeInForce"),
+        ):
             rejection, self.reject_next = self.reject_next, None
+            self.reject_next_tif = None
             raise rejection
         st = self.symbol(params.get("symbol"))
         spec = st.spec

@@ -29,11 +29,16 @@ class FailRule:
 
 @dataclass(slots=True)
 class DelayRule:
-    """Delay responses to ``path`` (every path when None) by ``seconds``."""
+    """Delay requests to ``path`` (every path when None) by ``seconds``, before handling them.
+
+    ``method`` narrows it to one HTTP method: ``DELETE /fapi/v1/order`` delays cancels
+    (the order keeps working in the book meanwhile) without slowing new orders.
+    """
 
     seconds: float
     path: str | None = None
     remaining: int | None = None  # None = until cleared
+    method: str | None = None
 
 
 @dataclass(slots=True)
@@ -54,10 +59,12 @@ class Faults:
                 return err
         return None
 
-    def delay_for(self, path: str) -> float:
+    def delay_for(self, path: str, method: str | None = None) -> float:
         """Seconds to hold this request before answering (0 when no delay applies)."""
         total = 0.0
         for rule in self.delays:
+            if rule.method is not None and rule.method != method:
+                continue
             if rule.path in (None, path) and (rule.remaining is None or rule.remaining > 0):
                 total = max(total, rule.seconds)
                 if rule.remaining is not None:
@@ -83,7 +90,7 @@ class Faults:
                 for r in self.failures
             ],
             "delays": [
-                {"path": r.path, "seconds": r.seconds, "remaining": r.remaining}
+                {"path": r.path, "method": r.method, "seconds": r.seconds, "remaining": r.remaining}
                 for r in self.delays
             ],
             "market_paused": self.market_paused,

@@ -278,7 +278,7 @@ class LocalExchange:
     async def _dispatch(self, request: web.Request) -> web.Response:
         self.requests += 1
         path, method = request.path, request.method
-        delay = self.faults.delay_for(path)
+        delay = self.faults.delay_for(path, method)
         if delay:
             await asyncio.sleep(delay)
         failure = self.faults.take_failure(method, path)

@@ -19,13 +19,14 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import OrderSide, OrderStatus
 from nautilus_trader.model.enums import PositionSide as NautilusPositionSide
 from nautilus_trader.model.position import Position
 
 from hedgegrid_ops.grid.flatten import LegOrder, plan_flatten
 from hedgegrid_ops.grid.order_ids import parse_client_order_id
 from hedgegrid_ops.grid.types import InstrumentRules, OrderRole, PositionSide
+from hedgegrid_ops.strategy.ledger import OrderLedger
 from hedgegrid_ops.strategy.orders import OrderDesk
 from hedgegrid_ops.strategy.tracked import TrackedOrder
 
@@ -119,11 +120,26 @@ class Flattener:
         return LegOrder(
             client_order_id=cid,
             buy=t.order.side == OrderSide.BUY,
-            leaves=t.leaves,
+            leaves=fillable(t, self._desk.ledger),
             is_close=is_close,
             pending_cancel=t.pending_cancel,
             sent_bar=self._desk.ledger.close_sent_bar(cid) if is_close else None,
         )
+
+
+def fillable(t: TrackedOrder, ledger: OrderLedger) -> Decimal:
+    """What the venue may still fill of ``t``.
+
+    An exit grown in place (after a partial fill) may already have its new size at
+    the venue while Nautilus still shows the old one: until the venue answers, the
+    larger of the two counts, or a close could be sized past the leg.
+    """
+    if t.order.status != OrderStatus.PENDING_UPDATE:
+        return t.leaves
+    asked = ledger.amended_qty(t.order.client_order_id.value)
+    if asked is None:
+        return t.leaves
+    return max(t.leaves, asked - t.order.filled_qty.as_decimal())
 
 
 def _signed_qty(position: Position | None) -> Decimal:

@@ -4,8 +4,9 @@ Nautilus's cache knows every order's state; what it cannot know is what *we*
 have decided about an order and are still waiting on: a cancel we asked for but
 the venue has not confirmed, a cancel held back until the order is accepted, a
 cancel to try again on a later bar, a market remainder the venue has forgotten,
-the bar a close was sent on. Those facts live here, in one object, so that
-forgetting a closed order is one call and no set can be left behind.
+the bar a close was sent on, the quantity an amendment in flight asked for.
+Those facts live here, in one object, so that forgetting a closed order is one
+call and no set can be left behind.
 
 Plain Python, no Nautilus import: it can be unit tested on its own.
 """
@@ -13,6 +14,7 @@ Plain Python, no Nautilus import: it can be unit tested on its own.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 
 
 class OrderLedger:
@@ -25,6 +27,7 @@ class OrderLedger:
         self._cancel_retry_bar: dict[str, int] = {}
         self._dead: set[str] = set()
         self._close_sent_bar: dict[str, int] = {}
+        self._amended_qty: dict[str, Decimal] = {}
 
     # ------------------------------------------------------------------ the open set
 
@@ -44,6 +47,7 @@ class OrderLedger:
         self._cancel_retry_bar.pop(cid, None)
         self._dead.discard(cid)
         self._close_sent_bar.pop(cid, None)
+        self._amended_qty.pop(cid, None)
 
     def __len__(self) -> int:
         return len(self._open)
@@ -102,3 +106,16 @@ class OrderLedger:
 
     def close_sent_bar(self, cid: str) -> int | None:
         return self._close_sent_bar.get(cid)
+
+    # ------------------------------------------------------------------ amendments
+
+    def amend_sent(self, cid: str, qty: Decimal) -> None:
+        """We asked the venue to make this order ``qty`` large (the newest request counts).
+
+        Until the venue answers, Nautilus still shows the old quantity, but the venue
+        may already fill the new one.
+        """
+        self._amended_qty[cid] = qty
+
+    def amended_qty(self, cid: str) -> Decimal | None:
+        return self._amended_qty.get(cid)

@@ -162,6 +162,7 @@ class OrderDesk:
 
     def enlarge(self, order: Order, qty: Decimal) -> None:
         """Grow a working order in place (the venue applies it atomically)."""
+        self.ledger.amend_sent(order.client_order_id.value, qty)
         self._strategy.modify_order(order, quantity=Quantity(qty, order.quantity.precision))
 
     def _send(self, order: Order, side: PositionSide) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from hedgegrid_ops.strategy.ledger import OrderLedger
 
 
@@ -13,6 +15,7 @@ def _busy_ledger(cid: str) -> OrderLedger:
     ledger.retry_cancel_from(cid, bar=7)
     ledger.mark_dead(cid)
     ledger.close_sent(cid, bar=3)
+    ledger.amend_sent(cid, Decimal("0.004"))
     return ledger
 
 
@@ -25,6 +28,7 @@ def test_forget_drops_every_fact_about_an_order() -> None:
     assert not ledger.release_held_cancel("a")
     assert not ledger.is_dead("a")
     assert ledger.close_sent_bar("a") is None
+    assert ledger.amended_qty("a") is None
     # A forgotten retry does not resurrect anything later.
     ledger.release_cancel_retries(bar=100)
     assert not ledger.cancel_requested("a")
@@ -64,3 +68,12 @@ def test_a_refused_cancel_counts_as_live_again_from_its_retry_bar() -> None:
     ledger.release_cancel_retries(bar=5)
     assert not ledger.cancel_requested("z")
     assert ledger.request_cancel("z", at_venue=True)  # may be asked again
+
+
+def test_the_newest_amendment_counts() -> None:
+    ledger = OrderLedger()
+    ledger.add("a")
+    assert ledger.amended_qty("a") is None
+    ledger.amend_sent("a", Decimal("0.004"))
+    ledger.amend_sent("a", Decimal("0.006"))
+    assert ledger.amended_qty("a") == Decimal("0.006")

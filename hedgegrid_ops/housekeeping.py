@@ -19,6 +19,7 @@ costs a millisecond or two. One ``cache_purged`` line per ``interval`` sums them
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ from hedgegrid_ops.logs import get_logger
 
 DEFAULT_PURGE_INTERVAL = 60.0
 PURGE_STEP_SECONDS = 1.0
+# Start-up (imports, Nautilus's kernel, instruments, the first grid) is over by then.
+FREEZE_AFTER_SECONDS = 5.0
 
 
 @dataclass
@@ -84,3 +87,16 @@ async def purge_forever(cache: Any, clock: Any, interval: float) -> None:
         )
         totals = PurgeTotals()
         next_line = time.monotonic() + interval
+
+
+def freeze_start_up_objects() -> int:
+    """Move every object alive now out of the garbage collector's reach (``gc.freeze``).
+
+    What start-up built (modules, Nautilus's kernel, configs) lives as long as the
+    process, yet every full collection walked all of it: on this machine, at
+    ``--speed 60``, one full collection in the first minutes stalled the event loop for
+    77-166 ms (measured with ``gc.callbacks``), every request and market event waiting.
+    Frozen, those objects are skipped; what the run allocates later is still collected.
+    Returns how many objects were frozen (logged)."""
+    gc.freeze()
+    return gc.get_freeze_count()

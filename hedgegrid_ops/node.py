@@ -35,7 +35,12 @@ from nautilus_trader.model.identifiers import TraderId
 from hedgegrid_ops.config import AnyVenueConfig, BinanceVenueConfig, StrategyConfig
 from hedgegrid_ops.history.recorder import record_fills
 from hedgegrid_ops.history.store import FillHistory
-from hedgegrid_ops.housekeeping import DEFAULT_PURGE_INTERVAL, purge_forever
+from hedgegrid_ops.housekeeping import (
+    DEFAULT_PURGE_INTERVAL,
+    FREEZE_AFTER_SECONDS,
+    freeze_start_up_objects,
+    purge_forever,
+)
 from hedgegrid_ops.logs import get_logger
 from hedgegrid_ops.loop_bridge import LoopBridge
 from hedgegrid_ops.ops.audit import add_audit_listener, remove_audit_listener
@@ -269,6 +274,11 @@ async def run_service(
         purge_forever(kernel.cache, kernel.clock, purge_interval), name="cache-purge"
     )
     waiter = loop.create_task(stop.wait())
+
+    def freeze() -> None:
+        log.info("start_up_objects_frozen", objects=freeze_start_up_objects())
+
+    freezer = loop.call_later(FREEZE_AFTER_SECONDS, freeze)
     try:
         done, _ = await asyncio.wait(
             {run_task, waiter}, timeout=duration, return_when=asyncio.FIRST_COMPLETED
@@ -278,6 +288,7 @@ async def run_service(
         log.info("shutdown", reason=stop_reason[0] if stop.is_set() else "duration elapsed")
     finally:
         waiter.cancel()
+        freezer.cancel()
         purger.cancel()
         await stop_node(service)
         run_task.cancel()

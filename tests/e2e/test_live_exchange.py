@@ -278,6 +278,22 @@ def test_trades_and_matches_the_exchange(live: Live) -> None:
     _settle(live)
     _assert_matches_exchange(live)
     _assert_orders_agree(live)
+    # The daily history in the state directory books the venue's funding and fees too.
+    funding, fees = -live.income("FUNDING_FEE"), -live.income("COMMISSION")
+    assert funding != 0
+    days = wait_for(
+        "GET /pnl/daily to book the funding and the fees",
+        lambda: (
+            (days := live.api("GET", "/pnl/daily")[1]["days"])
+            and sum(d["funding"] for d in days) == pytest.approx(funding, abs=TOL)
+            and sum(d["fees"] for d in days) == pytest.approx(fees, abs=TOL)
+            and days
+        ),
+        timeout=10,
+    )
+    assert sum(d["fills"] for d in days) == len(
+        live.rest.ok("GET", "/fapi/v1/userTrades", {"symbol": "BTCUSDT", "limit": 1000})
+    )
 
 
 def _degraded_then_healthy(

@@ -168,3 +168,16 @@ def test_monitor_channel_down_then_up() -> None:
     monitor.on_market_data()
     assert monitor.problem() is None
     assert monitor.outages("user_stream") == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "legs_cannot_flip"),
+    [("binance_local.yaml", True), ("binance_futures.yaml", True), ("sim.yaml", False)],
+)
+def test_only_a_hedge_mode_venue_keeps_legs_apart(name: str, legs_cannot_flip: bool) -> None:
+    # Live, a leg that looks flipped halts trading; on the simulated venue it is closed.
+    from hedgegrid_ops.node import _venue_behaviour
+
+    behaviour = _venue_behaviour(load_any_venue_config(VENUES / name))
+    assert behaviour.legs_cannot_flip is legs_cannot_flip
+    assert behaviour.books_funding is legs_cannot_flip  # the same live/paper split

@@ -5,6 +5,9 @@ start costs seconds), and the tests run in file order as one story: trade, compa
 with the exchange, survive every fault switch, restart mid-position, flatten. What
 the program says (``/status``, ``/metrics``, ``/orders``, ``/health``, its log) is
 always checked against what the exchange says over its own signed REST API.
+
+Two soaks (``make soak``, left out of ``make test``) repeat what one test does once
+with the market moving: 15 flattens under forced races, and 4 restarts.
 """
 
 from __future__ import annotations
@@ -672,3 +675,21 @@ def test_sigterm_summary_and_no_secret_anywhere(live: Live) -> None:
     assert len(blob) > 10_000  # really searched something
     for secret in (KEY, SECRET, OPS_KEY):
         assert secret not in blob
+
+
+@pytest.mark.soak
+def test_restarts_while_the_market_moves_adopt_the_venues_legs(live: Live) -> None:
+    """``make soak ARGS='-k restarts_while'``: exits keep filling while the program is away
+    and while it starts; after each start its legs must be the venue's."""
+    wait_for("healthy", lambda: live.health().get("status") == "healthy")
+    for _ in range(4):
+        wait_for("a position with its take profit working", lambda: _covered_legs(live), 60)
+        assert live.stop() == 0
+        live.start()
+        wait_for("healthy after restart", lambda: live.health().get("status") == "healthy", 60)
+        time.sleep(1)  # a few bars with the market moving
+        _settle(live)
+        _assert_legs_match(live)
+        _no_duplicates_and_exits_cover(live)
+        live.admin("/admin/market/resume")
+    assert not live.logs_of_every_run("leg_flipped")

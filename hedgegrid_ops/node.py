@@ -46,7 +46,7 @@ from hedgegrid_ops.loop_bridge import LoopBridge
 from hedgegrid_ops.ops.audit import add_audit_listener, remove_audit_listener
 from hedgegrid_ops.ops.service import OpsService
 from hedgegrid_ops.ops.settings import OpsSettings
-from hedgegrid_ops.report.figures import Figures, compute_figures
+from hedgegrid_ops.report.figures import Figures, figures_from_summary
 from hedgegrid_ops.report.recorder import RunRecorder, fills_from_cache
 from hedgegrid_ops.snapshot import SnapshotStore, StrategySnapshot
 from hedgegrid_ops.state import SavedState, StateSaver, StateStore
@@ -168,7 +168,8 @@ class PaperService:
     store: SnapshotStore
     bridge: LoopBridge
     ops: OpsService | None
-    recorder: RunRecorder = field(default_factory=RunRecorder)
+    # run can last for days: no per-bar list, only the running summary (bounded memory)
+    recorder: RunRecorder = field(default_factory=lambda: RunRecorder(keep_samples=False))
     saver: StateSaver | None = None
     history: FillHistory | None = None  # the fill history in the state directory
     # At stop, the longest wait for the venue to answer the cancels the strategy sent
@@ -227,12 +228,14 @@ def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> Paper
         )
         ops.bus.attach(strategy)  # without the ops layer nothing could send a command
         ops.tap(node.kernel.msgbus, str(strategy.id))  # fills and order events for /events
+    configured = getattr(options.venue.account, "starting_balance_usdt", None)  # paper only
     service = PaperService(
         node,
         strategy,
         store,
         bridge,
         ops,
+        recorder=RunRecorder(keep_samples=False, starting_balance=configured),
         saver=saver,
         history=history,
         post_stop_timeout=config.timeout_post_stop,
@@ -357,18 +360,16 @@ def summary(snapshot: StrategySnapshot | None, figures: Figures | None = None) -
     return out
 
 
-def run_figures(service: PaperService, starting_balance: float | None) -> Figures:
+def run_figures(service: PaperService) -> Figures:
     """The run's figures, from the recorder and Nautilus's cache (before ``dispose``).
 
-    ``starting_balance`` is the paper account's configured balance; live, it is not
-    configured, so the first sample's balance less the PnL realized by then is used.
+    The starting balance is the paper account's configured balance (given to the
+    recorder when it was built); live, it is not configured, so the recorder takes
+    the first sample's balance less the PnL realized by then.
     """
     rec = service.recorder
-    if starting_balance is None:
-        first = rec.samples[0] if rec.samples else None
-        starting_balance = first.balance - first.realized_pnl if first else 0.0
     fills = fills_from_cache(service.node.cache, service.strategy.id)
-    return compute_figures(rec.samples, fills, rec.funding, rec.facts(), starting_balance)
+    return figures_from_summary(rec.summary(), fills, rec.funding, rec.facts())
 
 
 async def _preflight(venue: BinanceVenueConfig) -> None:
@@ -403,9 +404,7 @@ def run_paper(options: RunOptions) -> dict[str, Any]:
         service = holder.get("service")
         if service is not None:
             try:
-                account = options.venue.account
-                configured = getattr(account, "starting_balance_usdt", None)  # paper only
-                figures.append(run_figures(service, configured))
+                figures.append(run_figures(service))
             finally:
                 service.node.dispose()
     return summary(holder["service"].store.latest, figures[0] if figures else None)

@@ -14,7 +14,7 @@ equity curve and to the net PnL, never to the venue balance.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -120,17 +120,22 @@ def funding_payment(rate: float, mark: float, long_qty: float, short_qty: float)
     return -rate * mark * (long_qty - short_qty)
 
 
-def equity_curve(samples: Sequence[Sample], funding: Sequence[FundingEvent]) -> list[float]:
-    """Balance + unrealized PnL + funding settled so far, at each sample."""
-    out: list[float] = []
+def settled_funding(
+    samples: Sequence[Sample], funding: Sequence[FundingEvent]
+) -> Iterator[tuple[Sample, float]]:
+    """Each sample with the funding settled by its time (payments summed in order)."""
     settled = 0.0
     i = 0
     for s in samples:
         while i < len(funding) and funding[i].ts_ns <= s.ts_ns:
             settled += funding[i].payment
             i += 1
-        out.append(s.balance + s.unrealized_pnl + settled)
-    return out
+        yield s, settled
+
+
+def equity_curve(samples: Sequence[Sample], funding: Sequence[FundingEvent]) -> list[float]:
+    """Balance + unrealized PnL + funding settled so far, at each sample."""
+    return [s.balance + s.unrealized_pnl + paid for s, paid in settled_funding(samples, funding)]
 
 
 def drawdown_curve(equity: Sequence[float]) -> list[float]:
@@ -143,17 +148,74 @@ def drawdown_curve(equity: Sequence[float]) -> list[float]:
     return out
 
 
+class DrawdownTracker:
+    """The largest peak-to-trough fall of a series seen one value at a time."""
+
+    __slots__ = ("peak", "worst", "worst_pct")
+
+    def __init__(self) -> None:
+        self.peak = float("-inf")
+        self.worst = 0.0
+        self.worst_pct = 0.0
+
+    def feed(self, value: float) -> None:
+        self.peak = max(self.peak, value)
+        fall = self.peak - value
+        if fall > self.worst:
+            self.worst = fall
+        if self.peak > 0:
+            self.worst_pct = max(self.worst_pct, 100.0 * fall / self.peak)
+
+
 def max_drawdown(equity: Sequence[float]) -> tuple[float, float]:
     """Largest peak-to-trough fall: (USDT, % of the peak), both >= 0."""
-    worst, worst_pct, peak = 0.0, 0.0, float("-inf")
+    tracker = DrawdownTracker()
     for value in equity:
-        peak = max(peak, value)
-        fall = peak - value
-        if fall > worst:
-            worst = fall
-        if peak > 0:
-            worst_pct = max(worst_pct, 100.0 * fall / peak)
-    return worst, worst_pct
+        tracker.feed(value)
+    return tracker.worst, tracker.worst_pct
+
+
+@dataclass
+class SampleSummary:
+    """Everything the figures need from the per-bar samples, kept without the samples.
+
+    ``run`` can go on for days (10 bars a wall second at the default speed): keeping
+    every sample grew its memory by about 230 bytes a bar for ever. Fed the samples in
+    order, each with the funding settled by its time, this gives the same figures as
+    the list did. ``starting_balance`` None (live: not configured) is taken from the
+    first sample: its balance less the PnL realized by then.
+    """
+
+    starting_balance: float | None = None
+    first: Sample | None = None
+    last: Sample | None = None
+    count: int = 0
+    final_equity: float | None = None
+    regimes: Counter[str] = field(default_factory=Counter)
+    drawdown: DrawdownTracker = field(default_factory=DrawdownTracker)
+
+    def add(self, sample: Sample, settled_funding: float) -> None:
+        if self.first is None:
+            self.first = sample
+            if self.starting_balance is None:
+                self.starting_balance = sample.balance - sample.realized_pnl
+            self.drawdown.feed(self.starting_balance)
+        equity = sample.balance + sample.unrealized_pnl + settled_funding
+        self.drawdown.feed(equity)
+        self.final_equity = equity
+        self.last = sample
+        self.count += 1
+        self.regimes[sample.regime] += 1
+
+
+def summarize_samples(
+    samples: Sequence[Sample], funding: Sequence[FundingEvent], starting_balance: float | None
+) -> SampleSummary:
+    """A ``SampleSummary`` of a whole list of samples (funding applied by its time)."""
+    summary = SampleSummary(starting_balance)
+    for sample, paid in settled_funding(samples, funding):
+        summary.add(sample, paid)
+    return summary
 
 
 def _iso(ts_ns: int) -> str:
@@ -169,27 +231,38 @@ def compute_figures(
     bar_ns: int = 60 * NS_PER_S,
 ) -> Figures:
     """Every summary figure of a run; each bar sample counts one bar of ``bar_ns``."""
+    summary = summarize_samples(samples, funding, starting_balance)
+    return figures_from_summary(summary, fills, funding, facts, bar_ns)
+
+
+def figures_from_summary(
+    summary: SampleSummary,
+    fills: Iterable[FillRecord],
+    funding: Sequence[FundingEvent],
+    facts: RunFacts,
+    bar_ns: int = 60 * NS_PER_S,
+) -> Figures:
+    """Every summary figure of a run from its ``SampleSummary`` (see ``compute_figures``)."""
+    starting_balance = summary.starting_balance if summary.starting_balance is not None else 0.0
     fill_list = list(fills)
     maker = sum(f.liquidity == "maker" for f in fill_list)
     taker = len(fill_list) - maker
     funding_total = sum((f.payment for f in funding), 0.0)
-    equity = equity_curve(samples, funding)
-    dd_usdt, dd_pct = max_drawdown([starting_balance, *equity])
-    last = samples[-1] if samples else None
+    first, last = summary.first, summary.last
     realized = last.realized_pnl if last else 0.0
     unrealized = last.unrealized_pnl if last else 0.0
-    final_equity = equity[-1] if equity else starting_balance
-    days = len(samples) * bar_ns / NS_PER_S / SECONDS_PER_DAY
+    final_equity = summary.final_equity if summary.final_equity is not None else starting_balance
+    days = summary.count * bar_ns / NS_PER_S / SECONDS_PER_DAY
     return_pct = (
         100.0 * (final_equity - starting_balance) / starting_balance
         if starting_balance > 0
         else None
     )
     return Figures(
-        period_start=_iso(samples[0].ts_ns - bar_ns) if samples else None,
-        period_end=_iso(samples[-1].ts_ns) if samples else None,
+        period_start=_iso(first.ts_ns - bar_ns) if first else None,
+        period_end=_iso(last.ts_ns) if last else None,
         days=days,
-        bars=len(samples),
+        bars=summary.count,
         orders=facts.orders_submitted,
         fills=len(fill_list),
         maker_fills=maker,
@@ -204,11 +277,11 @@ def compute_figures(
         funding_method=FUNDING_METHOD,
         net_pnl=realized + unrealized + funding_total,
         final_equity=final_equity,
-        max_drawdown_usdt=dd_usdt,
-        max_drawdown_pct=dd_pct,
+        max_drawdown_usdt=summary.drawdown.worst,
+        max_drawdown_pct=summary.drawdown.worst_pct,
         return_pct=return_pct,
         return_per_day_pct=return_pct / days if days > 0 and return_pct is not None else None,
-        regime_minutes=dict(Counter(s.regime for s in samples)),
+        regime_minutes=dict(summary.regimes),
         flattens=facts.flattens,
         kill_switch_trips=facts.kill_switch_trips,
     )

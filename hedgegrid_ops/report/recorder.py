@@ -1,13 +1,16 @@
 """Records a run for its report: one sample per bar, funding settlements, and fills.
 
 The recorder listens to the strategy's :class:`~hedgegrid_ops.snapshot.SnapshotStore`
-(it runs on the loop, after every published snapshot, and only keeps a few floats
-per bar), so it sees exactly the numbers ``/status`` shows. Fills are read from
-Nautilus's cache when the run ends: the venue's own record of every execution.
+(it runs on the loop, after every published snapshot), so it sees exactly the numbers
+``/status`` shows. ``backtest`` keeps every bar's sample (its charts draw them); ``run``
+can last for days, so it keeps only their running ``SampleSummary`` (bounded memory).
+Fills are read from Nautilus's cache when the run ends: the venue's own record of every
+execution.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from typing import Any
 
@@ -16,6 +19,7 @@ from hedgegrid_ops.report.figures import (
     FundingEvent,
     RunFacts,
     Sample,
+    SampleSummary,
     funding_payment,
 )
 from hedgegrid_ops.snapshot import StrategySnapshot
@@ -31,9 +35,14 @@ def _ns(seconds: float) -> int:
 class RunRecorder:
     """Snapshot listener that keeps the per-bar samples and applies funding."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_samples: bool = True, starting_balance: float | None = None) -> None:
+        """``keep_samples`` False keeps no list, only the running summary (see ``summary``)."""
+        self.keep_samples = keep_samples
         self.samples: list[Sample] = []
         self.funding: list[FundingEvent] = []
+        self._summary = SampleSummary(starting_balance)
+        self._pending: Sample | None = None  # the current bar's sample, not yet summarized
+        self._settled = 0.0  # funding settled so far (USDT)
         self._last: StrategySnapshot | None = None
         self._settled_ns: int | None = None
 
@@ -56,12 +65,31 @@ class RunRecorder:
             short_qty=snap.short.quantity,
             regime=snap.regime,
         )
-        if self.samples and bar_ns <= self.samples[-1].ts_ns:
-            self.samples[-1] = replace(sample, ts_ns=self.samples[-1].ts_ns)
+        pending = self._pending
+        if pending is not None and bar_ns <= pending.ts_ns:
+            sample = replace(sample, ts_ns=pending.ts_ns)
+            if self.keep_samples:
+                self.samples[-1] = sample
         else:
+            if pending is not None:  # its bar is over: it is final
+                self._summary.add(pending, self._settled)
             self._settle_funding(bar_ns)
-            self.samples.append(sample)
+            if self.keep_samples:
+                self.samples.append(sample)
+        self._pending = sample
         self._last = snap
+
+    def summary(self) -> SampleSummary:
+        """The samples so far, the current bar's included, as ``compute_figures`` sees them."""
+        out = replace(self._summary, regimes=self._summary.regimes.copy())
+        out.drawdown = copy.copy(self._summary.drawdown)
+        if self._pending is not None:
+            out.add(self._pending, self._settled)
+        return out
+
+    @property
+    def first_sample(self) -> Sample | None:
+        return self._summary.first or self._pending
 
     def _settle_funding(self, now_ns: int) -> None:
         """Apply the funding time the previous state announced once time has passed it."""
@@ -73,6 +101,7 @@ class RunRecorder:
             return
         self._settled_ns = due
         long_qty, short_qty = prev.long.quantity, prev.short.quantity
+        payment = funding_payment(prev.funding_rate, prev.mid_price, long_qty, short_qty)
         self.funding.append(
             FundingEvent(
                 ts_ns=due,
@@ -80,9 +109,10 @@ class RunRecorder:
                 mark=prev.mid_price,
                 long_qty=long_qty,
                 short_qty=short_qty,
-                payment=funding_payment(prev.funding_rate, prev.mid_price, long_qty, short_qty),
+                payment=payment,
             )
         )
+        self._settled += payment
 
     def facts(self) -> RunFacts:
         """Counts from the last snapshot (zero when nothing was published)."""

@@ -48,7 +48,7 @@ from hedgegrid_ops.ops.audit import add_audit_listener, remove_audit_listener
 from hedgegrid_ops.ops.service import OpsService
 from hedgegrid_ops.ops.settings import OpsSettings
 from hedgegrid_ops.report.figures import Figures, figures_from_summary
-from hedgegrid_ops.report.recorder import RunRecorder, fills_from_cache
+from hedgegrid_ops.report.recorder import RunRecorder
 from hedgegrid_ops.snapshot import SnapshotStore, StrategySnapshot
 from hedgegrid_ops.state import SavedState, StateSaver, StateStore
 from hedgegrid_ops.strategy import HedgeGridV1
@@ -371,15 +371,14 @@ def summary(snapshot: StrategySnapshot | None, figures: Figures | None = None) -
 
 
 def run_figures(service: PaperService) -> Figures:
-    """The run's figures, from the recorder and Nautilus's cache (before ``dispose``).
+    """The run's figures, from the recorder (fills from the strategy's counters).
 
     The starting balance is the paper account's configured balance (given to the
     recorder when it was built); live, it is not configured, so the recorder takes
     the first sample's balance less the PnL realized by then.
     """
     rec = service.recorder
-    fills = fills_from_cache(service.node.cache, service.strategy.id)
-    return figures_from_summary(rec.summary(), fills, rec.funding, rec.facts())
+    return figures_from_summary(rec.summary(), rec.fill_tally(), rec.funding, rec.facts())
 
 
 async def _preflight(venue: BinanceVenueConfig) -> None:

@@ -208,6 +208,21 @@ class SampleSummary:
         self.regimes[sample.regime] += 1
 
 
+@dataclass(frozen=True, slots=True)
+class FillTally:
+    """The fill figures of a run: how many fills, how many as maker, commissions paid."""
+
+    fills: int
+    maker: int
+    fees: float
+
+
+def tally_fills(fills: Iterable[FillRecord]) -> FillTally:
+    fill_list = list(fills)
+    maker = sum(f.liquidity == "maker" for f in fill_list)
+    return FillTally(len(fill_list), maker, sum((f.commission for f in fill_list), 0.0))
+
+
 def summarize_samples(
     samples: Sequence[Sample], funding: Sequence[FundingEvent], starting_balance: float | None
 ) -> SampleSummary:
@@ -232,21 +247,20 @@ def compute_figures(
 ) -> Figures:
     """Every summary figure of a run; each bar sample counts one bar of ``bar_ns``."""
     summary = summarize_samples(samples, funding, starting_balance)
-    return figures_from_summary(summary, fills, funding, facts, bar_ns)
+    return figures_from_summary(summary, tally_fills(fills), funding, facts, bar_ns)
 
 
 def figures_from_summary(
     summary: SampleSummary,
-    fills: Iterable[FillRecord],
+    fills: FillTally,
     funding: Sequence[FundingEvent],
     facts: RunFacts,
     bar_ns: int = 60 * NS_PER_S,
 ) -> Figures:
     """Every summary figure of a run from its ``SampleSummary`` (see ``compute_figures``)."""
     starting_balance = summary.starting_balance if summary.starting_balance is not None else 0.0
-    fill_list = list(fills)
-    maker = sum(f.liquidity == "maker" for f in fill_list)
-    taker = len(fill_list) - maker
+    maker = fills.maker
+    taker = fills.fills - maker
     funding_total = sum((f.payment for f in funding), 0.0)
     first, last = summary.first, summary.last
     realized = last.realized_pnl if last else 0.0
@@ -264,14 +278,14 @@ def figures_from_summary(
         days=days,
         bars=summary.count,
         orders=facts.orders_submitted,
-        fills=len(fill_list),
+        fills=fills.fills,
         maker_fills=maker,
         taker_fills=taker,
-        maker_ratio=maker / len(fill_list) if fill_list else None,
+        maker_ratio=maker / fills.fills if fills.fills else None,
         starting_balance=starting_balance,
         realized_pnl=realized,
         unrealized_pnl=unrealized,
-        fees=sum((f.commission for f in fill_list), 0.0),
+        fees=fills.fees,
         funding=funding_total,
         funding_settlements=len(funding),
         funding_method=FUNDING_METHOD,

@@ -4,8 +4,9 @@ The recorder listens to the strategy's :class:`~hedgegrid_ops.snapshot.SnapshotS
 (it runs on the loop, after every published snapshot), so it sees exactly the numbers
 ``/status`` shows. ``backtest`` keeps every bar's sample (its charts draw them); ``run``
 can last for days, so it keeps only their running ``SampleSummary`` (bounded memory).
-Fills are read from Nautilus's cache when the run ends: the venue's own record of every
-execution.
+``backtest`` reads its fills from Nautilus's cache when the run ends (the venue's own
+record of every execution); ``run`` counts them from the strategy's counters, since a
+long run's cache no longer holds the fills of purged orders.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from hedgegrid_ops.report.figures import (
     FillRecord,
+    FillTally,
     FundingEvent,
     RunFacts,
     Sample,
@@ -113,6 +115,19 @@ class RunRecorder:
             )
         )
         self._settled += payment
+
+    def fill_tally(self) -> FillTally:
+        """The run's fills from the last snapshot's counters (zero before any snapshot).
+
+        The counters count every fill since start-up; Nautilus's cache does not keep
+        them all in a long run (closed orders are purged, see ``housekeeping``).
+        """
+        snap = self._last
+        if snap is None:
+            return FillTally(0, 0, 0.0)
+        c = snap.counters
+        maker = c.fills_buy_maker + c.fills_sell_maker
+        return FillTally(maker + c.fills_buy_taker + c.fills_sell_taker, maker, c.fees_paid_usdt)
 
     def facts(self) -> RunFacts:
         """Counts from the last snapshot (zero when nothing was published)."""

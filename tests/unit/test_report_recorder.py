@@ -12,9 +12,15 @@ import random
 
 import pytest
 
-from hedgegrid_ops.report.figures import RunFacts, compute_figures, figures_from_summary
+from hedgegrid_ops.report.figures import (
+    FillTally,
+    RunFacts,
+    compute_figures,
+    figures_from_summary,
+    tally_fills,
+)
 from hedgegrid_ops.report.recorder import RunRecorder
-from hedgegrid_ops.snapshot import SideState
+from hedgegrid_ops.snapshot import Counters, SideState
 from tests.support.inprocess import make_snapshot
 
 BAR_S = 60.0
@@ -71,7 +77,7 @@ def test_the_running_summary_gives_the_figures_of_the_whole_list(
         starting_balance if starting_balance is not None else first.balance - first.realized_pnl
     )
     expected = compute_figures(kept.samples, [], kept.funding, facts, balance)
-    got = figures_from_summary(summarized.summary(), [], summarized.funding, facts)
+    got = figures_from_summary(summarized.summary(), tally_fills([]), summarized.funding, facts)
     assert got == expected
     assert got.bars == 1500 and got.max_drawdown_usdt > 0
 
@@ -85,3 +91,20 @@ def test_a_summary_asked_mid_bar_counts_the_current_bar_once() -> None:
     assert recorder.summary().count == 3  # asking does not commit the current bar
     recorder(snaps[-1])  # one more snapshot in the same bar
     assert recorder.summary().count == 3
+
+
+def test_run_fills_come_from_the_counters_not_from_the_purged_cache() -> None:
+    """A long run's cache has lost the fills of purged orders; the counters have them all."""
+    recorder = RunRecorder(keep_samples=False, starting_balance=10_000.0)
+    assert recorder.fill_tally() == FillTally(0, 0, 0.0)
+    counters = Counters(
+        fills_buy_maker=40, fills_sell_maker=35, fills_buy_taker=3, fills_sell_taker=2,
+        fees_paid_usdt=12.5,
+    )  # fmt: skip
+    recorder(make_snapshot(last_bar_event_time=T0 + BAR_S, counters=counters))
+    tally = recorder.fill_tally()
+    assert tally == FillTally(fills=80, maker=75, fees=12.5)
+    facts = RunFacts(orders_submitted=90, flattens=0, kill_switch_trips=0)
+    figures = figures_from_summary(recorder.summary(), tally, recorder.funding, facts)
+    assert (figures.fills, figures.maker_fills, figures.taker_fills) == (80, 75, 5)
+    assert figures.fees == 12.5 and figures.maker_ratio == 75 / 80

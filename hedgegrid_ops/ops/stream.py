@@ -12,8 +12,9 @@ The hub writes the client's frames straight into the connection's transport
 no writer task per connection. The handler only reads (and ignores) what the client
 sends, so pings and close frames are answered. When the hub drops the client (more than
 ``buffer`` messages waited to be sent) the socket is closed with ``CLOSE_SLOW_CONSUMER``;
-a stalled peer that does not even read the close frame has its transport closed after a
-short grace period.
+a stalled peer that does not even read the close frame is cut off after a short grace
+period, and what was still buffered for it is discarded rather than kept for a reader
+that may never come back.
 """
 
 from __future__ import annotations
@@ -216,6 +217,11 @@ async def events(request: web.Request) -> web.StreamResponse:
             await _close(ws, sub.drop_code, sub.drop_reason)
         elif not ws.closed:
             await _close(ws, CLOSE_GOING_AWAY, "closing")
+        if transport.get_write_buffer_size():
+            # The peer did not read up to the close frame within the grace period. What is
+            # still buffered for it here (up to ``buffer`` messages) would wait for a peer
+            # that may never read again: discard it and close the socket now.
+            transport.abort()
         reader.cancel()
         for task in (reader, dropped):
             with contextlib.suppress(BaseException):

@@ -9,6 +9,7 @@ stalls, a raw socket that completes the handshake and then never reads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from hedgegrid_ops.ops.events import (
     EventType,
     StreamSettings,
 )
+from hedgegrid_ops.ops.stream import CLOSE_GRACE
 from hedgegrid_ops.snapshot import KillSwitchView, SideState, TradingState
 from tests.support.inprocess import API_KEY, Running, StateTarget, make_snapshot, serve_ops
 from tests.support.websocket import stalled_events_client
@@ -430,6 +432,39 @@ async def test_a_stalled_client_is_dropped_and_the_others_get_everything(tmp_pat
         if "events_client_dropped" in line
     ]
     assert len(lines) == 1 and lines[0]["reason"].startswith("too slow: 8 messages")
+
+
+async def test_a_stalled_client_is_cut_off_once_the_grace_period_is_over(tmp_path: Path) -> None:
+    """A dropped client that does not read even the close frame does not keep what was
+    buffered for it: after the grace period the server discards it and closes the socket,
+    so the client, reading at last, gets less than the server wrote for it and no close
+    frame (a peer with its window shut would otherwise hold the buffer forever)."""
+    settings = StreamSettings(buffer=8, heartbeat_interval=60.0)
+    async with serve_ops(
+        tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=settings
+    ) as ops:
+        hub = ops.service.events
+        stalled = await stalled_events_client(ops.service.api_port, API_KEY)
+        try:
+            (sub,) = hub._subs.values()
+            blob = "x" * 4000
+            sent = 0
+            while hub.clients == 1 and sent < 20_000:
+                for _ in range(50):
+                    hub.publish(EventType.AUDIT, {"n": sent, "pad": blob})
+                    sent += 1
+                await asyncio.sleep(0.03)
+            assert hub.clients == 0, "the stalled client was never dropped"
+            await asyncio.sleep(CLOSE_GRACE + 0.5)  # it still reads nothing meanwhile
+            loop = asyncio.get_running_loop()
+            received = 0
+            with contextlib.suppress(ConnectionResetError):
+                while data := await asyncio.wait_for(loop.sock_recv(stalled, 65536), 10):
+                    received += len(data)
+        finally:
+            stalled.close()
+    # everything the hub wrote plus the close frame had it been kept; less when discarded
+    assert 0 < received < sub._written
 
 
 async def test_a_dropped_client_reads_the_close_code_when_it_catches_up(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ The hub writes the client's frames straight into the connection's transport
 no writer task per connection. The handler only reads (and ignores) what the client
 sends, so pings and close frames are answered. When the hub drops the client (more than
 ``buffer`` messages waited to be sent) the socket is closed with ``CLOSE_SLOW_CONSUMER``;
-a stalled peer that does not even read the close frame is cut off after a short grace
-period, and what was still buffered for it is discarded rather than kept for a reader
+a stalled peer that does not even read the close frame is cut off once it stops making
+progress, and what was still buffered for it is discarded rather than kept for a reader
 that may never come back.
 """
 
@@ -48,6 +48,8 @@ from hedgegrid_ops.snapshot import StrategySnapshot
 log = get_logger("api")
 
 CLOSE_GRACE = 2.0  # seconds a dropped client gets to acknowledge the close frame
+DRAIN_CHECK = 0.5  # after the close: a peer that read nothing for this long is cut off
+DRAIN_LIMIT = 30.0  # and one still reading after this long too
 # Kernel send buffer per stream connection. Left to autotuning, Linux lets it grow to
 # megabytes, and a stalled client would only be noticed minutes later; fixed, what one
 # client can hold is this plus aiohttp's write buffer plus its queue of messages.
@@ -82,6 +84,28 @@ async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
         await asyncio.wait_for(
             ws.close(code=code, message=reason.encode()[:120], drain=False), CLOSE_GRACE
         )
+
+
+async def _cut_off_if_stalled(transport: asyncio.Transport) -> None:
+    """Once closed, let the peer read what is still buffered for it (the close frame is
+    last) while it makes progress; abort when it stops reading or after ``DRAIN_LIMIT``.
+
+    A peer that does not read would otherwise keep up to ``buffer`` messages here for as
+    long as its TCP connection lives, which for one that keeps its window shut is
+    forever. A dropped client that is catching up still gets everything up to the close
+    frame, so it learns why it was dropped.
+    """
+    left = transport.get_write_buffer_size()
+    if not left:
+        return
+    deadline = asyncio.get_running_loop().time() + DRAIN_LIMIT
+    while left:
+        await asyncio.sleep(DRAIN_CHECK)
+        now_left = transport.get_write_buffer_size()
+        if now_left >= left or asyncio.get_running_loop().time() > deadline:
+            transport.abort()
+            return
+        left = now_left
 
 
 async def _first_message_key(ws: web.WebSocketResponse, timeout: float) -> tuple[str | None, str]:
@@ -217,11 +241,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             await _close(ws, sub.drop_code, sub.drop_reason)
         elif not ws.closed:
             await _close(ws, CLOSE_GOING_AWAY, "closing")
-        if transport.get_write_buffer_size():
-            # The peer did not read up to the close frame within the grace period. What is
-            # still buffered for it here (up to ``buffer`` messages) would wait for a peer
-            # that may never read again: discard it and close the socket now.
-            transport.abort()
+        await _cut_off_if_stalled(transport)
         reader.cancel()
         for task in (reader, dropped):
             with contextlib.suppress(BaseException):

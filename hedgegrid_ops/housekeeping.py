@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,19 +50,33 @@ async def purge_once(cache: Any, now_ns: int, age_secs: int, totals: PurgeTotals
     events waiting in between are served), and only cheap counts are read: listing the
     closed orders to count them cost as much as purging a second's worth.
     """
-    orders_before = cache.orders_total_count()  # only closed orders are ever purged
-    positions_before = cache.positions_total_count()
-    for purge in (cache.purge_closed_orders, cache.purge_closed_positions):
-        started = time.perf_counter()
-        purge(now_ns, age_secs)
-        totals.longest_seconds = max(totals.longest_seconds, time.perf_counter() - started)
-        await asyncio.sleep(0)
-    started = time.perf_counter()
-    cache.purge_account_events(now_ns, age_secs)
-    totals.longest_seconds = max(totals.longest_seconds, time.perf_counter() - started)
+    # Only closed orders and positions are ever purged, so the total counts just before
+    # and after each call (nothing else runs in between) say how many went.
+    totals.orders += _dropped(
+        cache.orders_total_count, cache.purge_closed_orders, now_ns, age_secs, totals
+    )
+    await asyncio.sleep(0)
+    totals.positions += _dropped(
+        cache.positions_total_count, cache.purge_closed_positions, now_ns, age_secs, totals
+    )
+    await asyncio.sleep(0)
+    _dropped(lambda: 0, cache.purge_account_events, now_ns, age_secs, totals)
     totals.purges += 1
-    totals.orders += orders_before - cache.orders_total_count()
-    totals.positions += positions_before - cache.positions_total_count()
+
+
+def _dropped(
+    count: Callable[[], int],
+    purge: Callable[[int, int], None],
+    now_ns: int,
+    age_secs: int,
+    totals: PurgeTotals,
+) -> int:
+    """Run one purge call, time it into ``totals``, return how much ``count`` fell."""
+    before = count()
+    started = time.perf_counter()
+    purge(now_ns, age_secs)
+    totals.longest_seconds = max(totals.longest_seconds, time.perf_counter() - started)
+    return before - count()
 
 
 async def purge_forever(cache: Any, clock: Any, interval: float) -> None:

@@ -52,31 +52,25 @@ async def purge_once(cache: Any, now_ns: int, age_secs: int, totals: PurgeTotals
     """
     # Only closed orders and positions are ever purged, so the total counts just before
     # and after each call (nothing else runs in between) say how many went.
-    totals.orders += _dropped(
-        cache.orders_total_count, cache.purge_closed_orders, now_ns, age_secs, totals
-    )
+    before = cache.orders_total_count()
+    _timed(cache.purge_closed_orders, now_ns, age_secs, totals)
+    totals.orders += before - cache.orders_total_count()
     await asyncio.sleep(0)
-    totals.positions += _dropped(
-        cache.positions_total_count, cache.purge_closed_positions, now_ns, age_secs, totals
-    )
+    before = cache.positions_total_count()
+    _timed(cache.purge_closed_positions, now_ns, age_secs, totals)
+    totals.positions += before - cache.positions_total_count()
     await asyncio.sleep(0)
-    _dropped(lambda: 0, cache.purge_account_events, now_ns, age_secs, totals)
+    _timed(cache.purge_account_events, now_ns, age_secs, totals)
     totals.purges += 1
 
 
-def _dropped(
-    count: Callable[[], int],
-    purge: Callable[[int, int], None],
-    now_ns: int,
-    age_secs: int,
-    totals: PurgeTotals,
-) -> int:
-    """Run one purge call, time it into ``totals``, return how much ``count`` fell."""
-    before = count()
+def _timed(
+    purge: Callable[[int, int], None], now_ns: int, age_secs: int, totals: PurgeTotals
+) -> None:
+    """Run one purge call; the longest one is the loop's longest stall."""
     started = time.perf_counter()
     purge(now_ns, age_secs)
     totals.longest_seconds = max(totals.longest_seconds, time.perf_counter() - started)
-    return before - count()
 
 
 async def purge_forever(cache: Any, clock: Any, interval: float) -> None:

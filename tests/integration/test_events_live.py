@@ -24,27 +24,18 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from tests.child import drive_in_child, emit_result, paper_options, run_child
+from tests.support.polling import until
 from tests.support.websocket import stalled_events_client
 
 SPEED = 60.0
 API_KEY = "events-live-key-0b7c"
 BUFFER = 256  # the default bound: with the bounded send buffer a stall shows in seconds
-
-
-async def _until(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
 
 
 def _summary(msg: dict[str, Any]) -> dict[str, Any]:
@@ -98,8 +89,8 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
         return 0 if snap is None else snap.counters.bars_processed
 
     try:
-        assert await _until(listening, 30), "the ops server did not start"
-        assert await _until(lambda: bars() > 20, 30), "no bars"
+        assert await until(listening, 30), "the ops server did not start"
+        assert await until(lambda: bars() > 20, 30), "no bars"
         ws_url = ops.api_url.replace("http://", "ws://") + "/events"
         received: list[list[dict[str, Any]]] = [[], [], []]
         closed: list[Any] = [None, None, None]
@@ -115,12 +106,12 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
                     closed[i] = ws.close_code
 
             readers = [loop.create_task(reader(i)) for i in range(3)]
-            assert await _until(lambda: ops.events.clients == 3, 10)
+            assert await until(lambda: ops.events.clients == 3, 10)
             stalled = await stalled_events_client(ops.api_port, API_KEY)
-            assert await _until(lambda: ops.events.clients == 4, 10)
+            assert await until(lambda: ops.events.clients == 4, 10)
             bars_at_stall = bars()
             stalled_at = time.monotonic()
-            facts["stall_dropped"] = await _until(lambda: ops.events.clients == 3, 60)
+            facts["stall_dropped"] = await until(lambda: ops.events.clients == 3, 60)
             facts["stall_seconds"] = round(time.monotonic() - stalled_at, 2)
             facts["waiting"] = [sub.waiting for sub in ops.events._subs.values()]
             facts["bytes_sent"] = {
@@ -130,7 +121,7 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
             await asyncio.sleep(1.0)
 
             # flatten both legs once there is something to flatten
-            await _until(
+            await until(
                 lambda: (
                     service.store.latest is not None
                     and (
@@ -146,7 +137,7 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
                 headers={"X-API-Key": API_KEY},
             ) as resp:
                 facts["flatten_status"] = resp.status
-            facts["paused"] = await _until(
+            facts["paused"] = await until(
                 lambda: (
                     service.store.latest is not None
                     and service.store.latest.trading_state.value == "paused"

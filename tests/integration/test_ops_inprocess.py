@@ -25,12 +25,12 @@ import math
 import signal
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.child import drive_in_child, emit_result, paper_options, run_child
+from tests.support.polling import until
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEED = 60.0
@@ -38,15 +38,6 @@ STARTING_BALANCE = 10000.0
 
 
 # ---- the child process -----------------------------------------------------------------------
-
-
-async def _until(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
 
 
 async def _raw_posts(
@@ -124,7 +115,7 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
         return [o.client_order_id.value for o in mine(False) if not o.is_closed]
 
     try:
-        assert await _until(listening, 30), "the ops server did not start"
+        assert await until(listening, 30), "the ops server did not start"
         base = ops.api_url
         async with aiohttp.ClientSession() as http:
 
@@ -132,7 +123,7 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
                 async with http.request(method, f"{base}{path}", json=body) as resp:
                     return resp.status, await resp.json()
 
-            facts["both_legs_open"] = await _until(lambda: len(open_legs()) == 2, 60)
+            facts["both_legs_open"] = await until(lambda: len(open_legs()) == 2, 60)
 
             # -- two flattens in the same loop iteration ------------------------------------
             def record_legs() -> None:
@@ -146,7 +137,7 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
             facts["flatten_replies"] = replies
             facts["state_after_flatten_commands"] = strategy.trading_state.value
 
-            flat = await _until(
+            flat = await until(
                 lambda: (
                     strategy.trading_state is TradingState.PAUSED
                     and not open_legs()
@@ -176,7 +167,7 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
             # -- the grid stays paused bar after bar ------------------------------------------
             bars = strategy.counters.bars_processed
             created = len(mine(False))
-            await _until(lambda: strategy.counters.bars_processed >= bars + 30, 20)
+            await until(lambda: strategy.counters.bars_processed >= bars + 30, 20)
             facts["after_bars"] = {
                 "bars": strategy.counters.bars_processed - bars,
                 "orders_created": len(mine(False)) - created,
@@ -189,7 +180,7 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
 
             # -- /start brings the grid back ----------------------------------------------------
             facts["start"] = await call("POST", "/start")
-            facts["grid_back"] = await _until(
+            facts["grid_back"] = await until(
                 lambda: any(role(o) == OrderRole.GRID.value for o in mine(True)), 10
             )
             _, orders_view = await call("GET", "/orders")

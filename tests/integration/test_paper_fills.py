@@ -21,13 +21,12 @@ import json
 import signal
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from tests.child import drive_in_child, emit_result, run_child
+from tests.support.polling import until
 
 SPEED = 30.0
 BOOK_TOP_BTC = (0.004, 0.012)  # quoted sizes smaller than the legs the grid builds
@@ -35,15 +34,6 @@ BASE_QTY = "0.01"
 LEG_OVER_TOP_BTC = 0.03
 MIN_CLOSABLE_BTC = 0.002  # 100 USDT minimum notional at ~60k
 REQUEST_ID = "req-7e3748a38f03"
-
-
-async def _until(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
 
 
 async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
@@ -106,14 +96,14 @@ async def _scenario(log_dir: Path, built: list[Any]) -> dict[str, Any]:
 
     facts: dict[str, Any] = {}
     try:
-        facts["legs_big"] = await _until(
+        facts["legs_big"] = await until(
             lambda: len(legs()) == 2 and min(legs().values()) >= LEG_OVER_TOP_BTC, 90
         )
         facts["legs_at_flatten"] = legs()
         # The reason as the command bus builds it for an HTTP request with this id.
         actor = Actor(client="127.0.0.1", key_used=False, request_id=REQUEST_ID)
         strategy.control_flatten("both", f"flatten by {actor}")
-        facts["flat"] = await _until(
+        facts["flat"] = await until(
             lambda: strategy.trading_state is TradingState.PAUSED and not legs(), 30
         )
         facts["state"] = strategy.trading_state.value

@@ -554,6 +554,8 @@ def _run(
         state=state,
         saved=saved,
         purge_interval=args.purge_interval,
+        log_max_bytes=args.log_max_mb * 1024 * 1024,
+        log_backups=args.log_backups,
     )
     try:
         result = run_paper(options)

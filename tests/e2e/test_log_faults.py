@@ -18,7 +18,13 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.support.program import ROOT, program, program_env, running_program
+from tests.support.program import (
+    ROOT,
+    nautilus_log_lines,
+    program,
+    program_env,
+    running_program,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -148,3 +154,29 @@ def test_sighup_reopens_the_log_files(tmp_path: Path) -> None:
         assert svc.proc.poll() is None  # still running
         assert svc.stop() == 0
     assert any(x["event"] == "control_action" for x in _jsonl(trading))
+
+
+def test_nautilus_log_rotates_by_size_like_ours(tmp_path: Path) -> None:
+    """``--log-max-mb``/``--log-backups`` bound Nautilus's own log too.
+
+    At ``--speed 60`` Nautilus writes about 25 MB a minute; before it was rotated its
+    one file grew without bound while ours stayed within budget.
+    """
+    log_dir = tmp_path / "logs"
+    args = ("run", "--duration", "20", "--speed", "60", "--log-dir", str(log_dir))
+    limits = ("--log-max-mb", "1", "--log-backups", "1")
+    proc = subprocess.run(
+        program(*args, *limits),
+        cwd=ROOT,
+        env=program_env(),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    files = sorted(log_dir.glob("nautilus_*.jsonl"))
+    # One full backup and the current file: the older ones were deleted.
+    assert len(files) == 2, files
+    assert all(path.stat().st_size <= 1024 * 1024 for path in files)
+    assert files[0].stat().st_size > 1024 * 1024 * 0.9
+    assert nautilus_log_lines(log_dir)[-1]["message"] == "DISPOSED"

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from hedgegrid_ops.state import StateStore, load_saved
-from tests.support.program import ROOT, program, program_env
+from tests.support.program import ROOT, nautilus_log_lines, program, program_env
 
 pytestmark = pytest.mark.e2e
 
@@ -46,8 +46,7 @@ def test_run_for_duration_trades_and_prints_summary(tmp_path: Path) -> None:
         record = orjson.loads(line)
         assert {"timestamp", "level", "event", "logger"} <= record.keys()
     assert (log_dir / "trading.log").stat().st_size > 0
-    nautilus_log = log_dir / "nautilus.jsonl"  # Nautilus's own log, JSON lines
-    records = [orjson.loads(ln) for ln in nautilus_log.read_text().splitlines()]
+    records = nautilus_log_lines(log_dir)  # Nautilus's own log, JSON lines
     assert records and all("message" in r and "component" in r for r in records)
     fills = [orjson.loads(ln) for ln in (log_dir / "trading.log").read_text().splitlines()]
     assert any(r["event"] == "order_filled" for r in fills)
@@ -97,7 +96,7 @@ def test_sigterm_stops_cleanly_within_5_seconds(tmp_path: Path) -> None:
     assert names.index("shutdown") < names.index("strategy_stopped") < names.index("ops_stopped")
     assert names[-1] == "ops_stopped"  # the last line of the run reached the file
 
-    nautilus = [orjson.loads(ln) for ln in (log_dir / "nautilus.jsonl").read_text().splitlines()]
+    nautilus = nautilus_log_lines(log_dir)
     # Nautilus's log thread was flushed before the exit: its very last line is there.
     assert (nautilus[-1]["component"], nautilus[-1]["message"]) == ("TradingNode", "DISPOSED")
     # Every cancel the strategy sent at stop was answered before the clients stopped:

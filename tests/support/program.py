@@ -27,6 +27,17 @@ STRATEGY_YAML = ROOT / "configs" / "strategies" / "hedge_grid_v1.yaml"
 VENUE_YAML = ROOT / "configs" / "venues" / "sim.yaml"
 
 
+def nautilus_log_lines(log_dir: Path) -> list[dict]:
+    """Every line of Nautilus's own log, oldest first, across its size-rotated files.
+
+    Nautilus names each file ``nautilus_<opened at>.jsonl`` once it rotates by size, so
+    the names sort in the order the files were written.
+    """
+    files = sorted(log_dir.glob("nautilus_*.jsonl"))
+    assert files, f"no Nautilus log in {log_dir}"
+    return [orjson.loads(line) for path in files for line in path.read_bytes().splitlines()]
+
+
 def program_env(**extra: str) -> dict[str, str]:
     """The test runner's environment without any ``HEDGEGRID_*`` setting, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEGRID_")}

@@ -129,6 +129,9 @@ class StrategySnapshot(msgspec.Struct, frozen=True):
     # another program). Reported, never touched; role "foreign".
     foreign_orders: tuple[OrderView, ...] = ()
     kill_switch: KillSwitchView = KillSwitchView()
+    # Fills Nautilus keeps in memory for the open legs: a position holds every fill
+    # applied to it until it goes flat, and no purge can reach an open one.
+    fills_held: int = 0
 
     @property
     def total_pnl(self) -> float:

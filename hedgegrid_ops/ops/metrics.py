@@ -11,6 +11,7 @@ its registry, so two services (or two tests) in one process never share series.
 from __future__ import annotations
 
 import math
+import os
 import platform
 from importlib import metadata
 
@@ -25,6 +26,7 @@ from hedgegrid_ops.ops.notices import NoticeKind
 from hedgegrid_ops.snapshot import StrategySnapshot, TradingState
 
 POS_INF = float("inf")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 # Loop lag is sampled every few milliseconds, so sub-millisecond buckets matter.
 LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, POS_INF)
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, POS_INF)
@@ -157,6 +159,18 @@ class OpsMetrics:
             "Seconds since the last quote or bar, as of the last snapshot (NaN: none yet)",
         )
         self.recenters = counter("hedgegrid_recenters_total", "Grid re-centres")
+        self.fills_held = gauge(
+            "hedgegrid_position_fills_held",
+            "Fills Nautilus keeps in memory for the open legs (freed when a leg goes flat)",
+        )
+        # Unprefixed: the names Prometheus's own process collectors use, so existing
+        # memory and file-descriptor dashboards and alerts work unchanged.
+        self.resident_memory = Gauge(
+            "process_resident_memory_bytes", "Resident memory size in bytes", registry=self.registry
+        )
+        self.open_fds = Gauge(
+            "process_open_fds", "Number of open file descriptors", registry=self.registry
+        )
 
         self.api_requests = counter(
             "hedgegrid_api_requests_total", "HTTP requests by route template, method and status"
@@ -279,6 +293,7 @@ class OpsMetrics:
         self.kill_switch_tripped.set({}, int(ks.tripped))
         self.market_data_age.set({}, _or_nan(ks.market_data_age_seconds))
         self.recenters.set({}, c.recenters)
+        self.fills_held.set({}, snap.fills_held)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Once per HTTP request: label keys are encoded once per distinct route/status."""
@@ -315,6 +330,20 @@ class OpsMetrics:
             self.log_sink_errors.set(labels, stats.errors)
             self.log_sink_failing.set(labels, int(stats.failing is not None))
 
+    def _mirror_process(self) -> None:
+        """Resident memory and open descriptors, read from procfs at scrape time.
+
+        procfs answers from kernel memory (no disk): a few microseconds each, once per
+        scrape. Off Linux the two series are simply absent."""
+        try:
+            with open("/proc/self/statm", "rb") as statm:
+                resident_pages = int(statm.read().split()[1])
+            fds = sum(1 for _ in os.scandir("/proc/self/fd"))
+        except OSError:
+            return
+        self.resident_memory.set({}, resident_pages * PAGE_SIZE)
+        self.open_fds.set({}, fds)
+
     def observe_loop_lag(self, seconds: float) -> None:
         self.loop_lag_probe.observe({}, seconds)
 
@@ -324,6 +353,7 @@ class OpsMetrics:
         ``snapshot`` is the store's latest: mirrored here, once per new snapshot. The
         log sinks' counters are read here too: the writer threads only count."""
         self._mirror_log_sinks()
+        self._mirror_process()
         if snapshot is not None and snapshot is not self._mirrored:
             self.update(snapshot)
             self._mirrored = snapshot

@@ -152,13 +152,14 @@ def build_snapshot(
         margin_used = exact(locked) if locked is not None else 0.0
     equity = balance + unrealized
 
+    legs = [
+        p
+        for s in (PositionSide.LONG, PositionSide.SHORT)
+        if (p := strategy.open_position(s)) is not None
+    ]
     # Realized PnL comes from Nautilus's positions (commissions included): closed ones
     # were summed as their PositionClosed events arrived, open legs carry their own.
-    open_realized = sum(
-        exact(p.realized_pnl)
-        for s in (PositionSide.LONG, PositionSide.SHORT)
-        if (p := strategy.open_position(s)) is not None and p.realized_pnl is not None
-    )
+    open_realized = sum(exact(p.realized_pnl) for p in legs if p.realized_pnl is not None)
     mid = strategy.market.mid()
     now = strategy.wall_time()
     return StrategySnapshot(
@@ -200,4 +201,5 @@ def build_snapshot(
             else None
         ),
         kill_switch=strategy.kill_switch_view(),
+        fills_held=sum(p.event_count for p in legs),
     )

@@ -161,6 +161,35 @@ def test_state_regime_and_extras() -> None:
     assert info == 1.0
 
 
+def test_fills_held_by_open_legs_are_mirrored() -> None:
+    metrics = OpsMetrics(INSTRUMENT)
+    metrics.update(make_snapshot(fills_held=1234))
+    samples, types = parse_exposition(metrics.render()[0].decode())
+    assert one(samples, "hedgegrid_position_fills_held") == 1234
+    assert types["hedgegrid_position_fills_held"] == "gauge"
+
+
+def test_process_memory_and_descriptors_are_read_at_each_scrape(tmp_path: Path) -> None:
+    """Unlabelled, as Prometheus's own process collectors name them."""
+    metrics = OpsMetrics(INSTRUMENT)
+    samples, _ = parse_exposition(metrics.render()[0].decode())
+    rss_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/self/status").read_text().splitlines()
+        if line.startswith("VmRSS:")
+    )
+    resident = samples[("process_resident_memory_bytes", frozenset())]
+    assert resident == pytest.approx(rss_kb * 1024, rel=0.1)
+    fds_before = samples[("process_open_fds", frozenset())]
+    extra = [(tmp_path / f"f{i}").open("w") for i in range(5)]
+    try:
+        samples, _ = parse_exposition(metrics.render()[0].decode())
+    finally:
+        for handle in extra:
+            handle.close()
+    assert samples[("process_open_fds", frozenset())] >= fds_before + 5
+
+
 def test_no_snapshot_means_no_strategy_series() -> None:
     samples, _ = parse_exposition(OpsMetrics(INSTRUMENT).render()[0].decode())
     names = {name for name, _ in samples}

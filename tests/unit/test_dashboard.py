@@ -50,10 +50,12 @@ EXTRA_METRICS = frozenset(
         "hedgegrid_api_request_duration_seconds",
         "hedgegrid_event_loop_lag_seconds",
         "hedgegrid_build_info",
+        "hedgegrid_position_fills_held",
     }
 )
-# Series Prometheus makes itself; they carry no instrument label.
-PROMETHEUS_SERIES = frozenset({"up"})
+# Series Prometheus makes itself, and the node's process series (named like
+# Prometheus's own process collectors); they carry no instrument label.
+PROMETHEUS_SERIES = frozenset({"up", "process_resident_memory_bytes", "process_open_fds"})
 CONTRACT = SPEC_GAUGES | EXTRA_METRICS
 HISTOGRAMS = frozenset({"hedgegrid_api_request_duration_seconds"})
 

@@ -460,7 +460,7 @@ def test_metric_tables_match_the_exported_series(node: Node) -> None:
     # one request of each kind first, so the request series exist
     urllib.request.urlopen(f"{node.service.api_url}/health", timeout=5).close()
     live = _live_metrics(node.service.metrics_url)
-    rows = {r[0].strip("`"): r for r in _table_rows(DOC_TEXT, r"`hedgegrid_")}
+    rows = {r[0].strip("`"): r for r in _table_rows(DOC_TEXT, r"`(?:hedgegrid|process)_")}
     assert set(rows) == set(live), (
         f"undocumented: {sorted(set(live) - set(rows))}; "
         f"documented but not exported: {sorted(set(rows) - set(live))}"

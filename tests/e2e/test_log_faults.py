@@ -23,6 +23,7 @@ from tests.support.program import (
     nautilus_log_lines,
     program,
     program_env,
+    run_program,
     running_program,
 )
 
@@ -165,14 +166,7 @@ def test_nautilus_log_rotates_by_size_like_ours(tmp_path: Path) -> None:
     log_dir = tmp_path / "logs"
     args = ("run", "--duration", "20", "--speed", "60", "--log-dir", str(log_dir))
     limits = ("--log-max-mb", "1", "--log-backups", "1")
-    proc = subprocess.run(
-        program(*args, *limits),
-        cwd=ROOT,
-        env=program_env(),
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    proc = run_program(*args, *limits, timeout=90)
     assert proc.returncode == 0, proc.stderr[-2000:]
     files = sorted(log_dir.glob("nautilus_*.jsonl"))
     # One full backup and the current file: the older ones were deleted.

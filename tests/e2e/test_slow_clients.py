@@ -35,7 +35,7 @@ pytestmark = pytest.mark.e2e
 ATTACKERS = 6000
 ATTACK_SECONDS = 14.0
 MAX_CONNECTIONS = OpsSettings.max_connections  # the default cap per listener
-PROBE_TIMEOUT = 10.0  # "answered at all"; the 1 s bar is checked on the 90th percentile
+PROBE_TIMEOUT = 10.0  # "answered at all"; the issue's bar is 1 s for every probe
 
 
 def _proc_fds(pid: int) -> int:
@@ -62,6 +62,7 @@ def _timed(url: str, body: bytes | None = None) -> tuple[int, float]:
     return status, time.monotonic() - started
 
 
+@pytest.mark.serial
 def test_a_slow_header_flood_leaves_health_and_flatten_answering(tmp_path: Path) -> None:
     with running_program(tmp_path) as svc:
         pid = svc.proc.pid
@@ -110,14 +111,12 @@ def test_a_slow_header_flood_leaves_health_and_flatten_answering(tmp_path: Path)
         assert evicted > 0  # the cap was reached and defended
         assert len(probes) >= 10
         assert all(status == 200 for _, status, _ in probes), probes
-        # Every probe answered (within PROBE_TIMEOUT), and 90 % within the issue's 1 s.
-        # Not every one: no probe's SYN is dropped any more (that was every probe over
-        # 1 s before), but on the shared 2-core machine at load 6-9 the attacker and
-        # the others' work leave the program too little CPU, and in 2 runs of 7 one or
-        # two probes of 34-40 took 1.2-1.9 s waiting for it (the 90th percentile stayed
-        # under 0.7 s). docs/hardening.md has the figures; the worst is printed above.
-        latencies = sorted(seconds for _, _, seconds in probes)
-        assert latencies[int(0.9 * len(latencies))] < 1.0, latencies
+        # Every probe answered within the issue's 1 s. No probe's SYN is dropped any more
+        # (a dropped SYN's 1 s retransmission was every probe over 1 s before). The bar
+        # needs the 2-core machine to itself: with another test file beside it (load
+        # 6-9) one or two probes of 40 waited 1.2-1.9 s for CPU, so the test is
+        # `serial` and make test runs it alone. docs/hardening.md has the figures.
+        assert max(took for _, _, took in probes) < 1.0, seconds
         assert peak["fds"] - fds_before <= 2 * MAX_CONNECTIONS + 64
         assert peak["rss"] - rss_before < 128 * 1024
         assert _timed(f"{api}/health")[0] == 200

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hedgegrid_ops.logs import get_logger
+from hedgegrid_ops.position_index import PurgedIdSweeper
 
 DEFAULT_PURGE_INTERVAL = 60.0
 PURGE_STEP_SECONDS = 1.0
@@ -40,37 +41,43 @@ class PurgeTotals:
     purges: int = 0
     orders: int = 0
     positions: int = 0
+    index_ids: int = 0  # purged order ids left in Nautilus's position index, dropped
     longest_seconds: float = 0.0  # the longest single cache call: the loop's stall
 
 
-async def purge_once(cache: Any, now_ns: int, age_secs: int, totals: PurgeTotals) -> None:
+async def purge_once(
+    cache: Any, now_ns: int, age_secs: int, totals: PurgeTotals, sweeper: PurgedIdSweeper
+) -> None:
     """Purge closed orders/positions older than ``age_secs`` and older account events.
 
     Each of the three cache calls is its own slice of the loop (requests and market
     events waiting in between are served), and only cheap counts are read: listing the
-    closed orders to count them cost as much as purging a second's worth.
+    closed orders to count them cost as much as purging a second's worth. The orders'
+    slice also drops the purged ids Nautilus leaves in its position index
+    (``position_index.py``).
     """
     # Only closed orders and positions are ever purged, so the total counts just before
     # and after each call (nothing else runs in between) say how many went.
     before = cache.orders_total_count()
-    _timed(cache.purge_closed_orders, now_ns, age_secs, totals)
+    _timed(totals, cache.purge_closed_orders, now_ns, age_secs)
     totals.orders += before - cache.orders_total_count()
+    # In the same slice: a fill handled in between would meet the purged ids.
+    totals.index_ids += _timed(totals, sweeper.sweep, cache)
     await asyncio.sleep(0)
     before = cache.positions_total_count()
-    _timed(cache.purge_closed_positions, now_ns, age_secs, totals)
+    _timed(totals, cache.purge_closed_positions, now_ns, age_secs)
     totals.positions += before - cache.positions_total_count()
     await asyncio.sleep(0)
-    _timed(cache.purge_account_events, now_ns, age_secs, totals)
+    _timed(totals, cache.purge_account_events, now_ns, age_secs)
     totals.purges += 1
 
 
-def _timed(
-    purge: Callable[[int, int], None], now_ns: int, age_secs: int, totals: PurgeTotals
-) -> None:
-    """Run one purge call; the longest one is the loop's longest stall."""
+def _timed[T](totals: PurgeTotals, call: Callable[..., T], *args: Any) -> T:
+    """Run one cache call; the longest one is the loop's longest stall."""
     started = time.perf_counter()
-    purge(now_ns, age_secs)
+    result = call(*args)
     totals.longest_seconds = max(totals.longest_seconds, time.perf_counter() - started)
+    return result
 
 
 async def purge_forever(cache: Any, clock: Any, interval: float) -> None:
@@ -80,16 +87,18 @@ async def purge_forever(cache: Any, clock: Any, interval: float) -> None:
     age = max(1, int(interval))
     step = min(interval, PURGE_STEP_SECONDS)
     totals = PurgeTotals()
+    sweeper = PurgedIdSweeper()
     next_line = time.monotonic() + interval
     while True:
         await asyncio.sleep(step)
-        await purge_once(cache, clock.timestamp_ns(), age, totals)
+        await purge_once(cache, clock.timestamp_ns(), age, totals, sweeper)
         if time.monotonic() < next_line:
             continue
         log.info(
             "cache_purged",
             closed_orders_purged=totals.orders,
             closed_positions_purged=totals.positions,
+            position_index_ids_dropped=totals.index_ids,
             orders_in_cache=cache.orders_total_count(),
             purges=totals.purges,
             longest_purge_ms=round(totals.longest_seconds * 1e3, 3),

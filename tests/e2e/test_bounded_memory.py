@@ -28,13 +28,12 @@ from tests.support.program import running_program as running_service
 pytestmark = pytest.mark.e2e
 
 SPEED = "60"
-# What Nautilus keeps per item (docs/operations.md, "Memory over long runs"). A fill an
-# open position holds: 0.62 KB traced by tracemalloc for the OrderFilled and its
-# identifiers, 0.85 KB of RSS per fill in a 10-minute soak (RSS +2,007 KB/min while the
-# most fills held rose 1,788/min and 3,992 orders/min went through). An order: the
-# interned text of its client and venue order ids, 80-110 bytes plus the table's slot.
-FILL_HELD_KB = 0.85
-ORDER_ID_KB = 0.12
+# What Nautilus keeps per item (docs/operations.md, "Memory over long runs"), each
+# measured on its own: a fill an open position holds, 0.62 KB (tracemalloc over the
+# OrderFilled events and their identifiers); an order, about 0.1 KB (the interned text
+# of its client and venue order ids, 80-110 bytes).
+FILL_HELD_KB = 0.62
+ORDER_ID_KB = 0.1
 
 
 def no_kill_switch(tmp: Path) -> Path:

@@ -103,7 +103,7 @@ def _logging(options: RunOptions) -> LoggingConfig:
         log_directory=str(options.log_dir),
         log_file_name="nautilus",
         log_file_format="json",
-        # At --speed 60 Nautilus writes ~25 MB a minute: unrotated, its file alone would
+        # At --speed 60 Nautilus writes ~15 MB a minute: unrotated, its file alone would
         # fill a disk in a day. Rotated files are named nautilus_<timestamp>.jsonl.
         log_file_max_size=options.log_max_bytes,
         log_file_max_backup_count=options.log_backups,

@@ -160,7 +160,7 @@ def test_sighup_reopens_the_log_files(tmp_path: Path) -> None:
 def test_nautilus_log_rotates_by_size_like_ours(tmp_path: Path) -> None:
     """``--log-max-mb``/``--log-backups`` bound Nautilus's own log too.
 
-    At ``--speed 60`` Nautilus writes about 25 MB a minute; before it was rotated its
+    At ``--speed 60`` Nautilus writes about 15 MB a minute; before it was rotated its
     one file grew without bound while ours stayed within budget.
     """
     log_dir = tmp_path / "logs"

@@ -14,6 +14,9 @@ refuses to purge them). The purge runs every second, not once per ``interval``: 
 the loop about 20 µs per order it drops (measured), so a minute's worth at once (4,500
 orders at ``--speed 60``) stalled every request for ~100 ms, while a second's worth
 costs a millisecond or two. One ``cache_purged`` line per ``interval`` sums them up.
+Right after each orders' purge, the ids Nautilus 1.231's purge leaves in its position
+index are dropped too (``position_index.py``); open legs' fills and interned ids are
+what still grows (docs/operations.md, "Memory over long runs").
 """
 
 from __future__ import annotations

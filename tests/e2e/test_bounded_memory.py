@@ -141,7 +141,7 @@ def test_cache_purge_keeps_the_order_history_bounded(tmp_path: Path) -> None:
     assert purged > submitted / 2
     assert max(steady) < submitted / 3
     # What no purge reaches is visible: the fills the open legs hold, at most every fill.
-    assert 0 < samples[-1].fills_held <= summary["fills"]
+    assert 0 < max(x.fills_held for x in samples) <= summary["fills"]
     # Cancelled orders Nautilus purged no longer linger in its position index, where the
     # Sandbox listed them on every fill with one warning each (134,360 warnings in this
     # test's 24 s before the sweep: position_index.py).

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -184,8 +184,7 @@ class PaperService:
     store: SnapshotStore
     bridge: LoopBridge
     ops: OpsService | None
-    # run can last for days: no per-bar list, only the running summary (bounded memory)
-    recorder: RunRecorder = field(default_factory=lambda: RunRecorder(keep_samples=False))
+    recorder: RunRecorder
     saver: StateSaver | None = None
     history: FillHistory | None = None  # the fill history in the state directory
     # At stop, the longest wait for the venue to answer the cancels the strategy sent
@@ -251,6 +250,7 @@ def build_service(options: RunOptions, loop: asyncio.AbstractEventLoop) -> Paper
         store,
         bridge,
         ops,
+        # run can last for days: no per-bar list, only the running summary (bounded memory)
         recorder=RunRecorder(keep_samples=False, starting_balance=configured),
         saver=saver,
         history=history,

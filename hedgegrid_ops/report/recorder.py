@@ -83,15 +83,10 @@ class RunRecorder:
 
     def summary(self) -> SampleSummary:
         """The samples so far, the current bar's included, as ``compute_figures`` sees them."""
-        out = replace(self._summary, regimes=self._summary.regimes.copy())
-        out.drawdown = copy.copy(self._summary.drawdown)
+        out = copy.deepcopy(self._summary)
         if self._pending is not None:
             out.add(self._pending, self._settled)
         return out
-
-    @property
-    def first_sample(self) -> Sample | None:
-        return self._summary.first or self._pending
 
     def _settle_funding(self, now_ns: int) -> None:
         """Apply the funding time the previous state announced once time has passed it."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -22,6 +24,7 @@ from hedgegrid_ops.ops.events import (
     CLOSE_SLOW_CONSUMER,
     CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNAUTHORIZED,
+    EventHub,
     EventType,
     StreamSettings,
 )
@@ -393,40 +396,64 @@ async def test_fifty_clients_receive_the_same_messages(tmp_path: Path) -> None:
     assert fills == list(range(30))
 
 
-async def test_a_stalled_client_is_dropped_and_the_others_get_everything(tmp_path: Path) -> None:
-    settings = StreamSettings(buffer=8, snapshot_interval=0.05, heartbeat_interval=60.0)
+@contextlib.asynccontextmanager
+async def serving_a_stalled_client(
+    tmp_path: Path, settings: StreamSettings
+) -> AsyncIterator[tuple[Running, socket.socket]]:
+    """The ops server with one /events client that upgraded and then never reads again."""
     async with serve_ops(
         tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=settings
     ) as ops:
-        hub = ops.service.events
         stalled = await stalled_events_client(ops.service.api_port, API_KEY)
         try:
-            async with ops.http.ws_connect(
-                ws_url(ops), headers={"X-API-Key": API_KEY}, max_msg_size=0
-            ) as healthy:
-                await receive_json(healthy)
-                assert hub.clients == 2
-                blob = "x" * 4000
-                sent = 0
-                received: list[int] = []
-                # Bursts the healthy client keeps up with; the stalled one cannot.
-                while hub.clients == 2 and sent < 20_000:
-                    for _ in range(4):
-                        hub.publish(EventType.AUDIT, {"n": sent, "pad": blob})
-                        sent += 1
-                    await asyncio.sleep(0)
-                    while len(received) < sent - 4:
-                        received.append((await next_event(healthy))["data"]["n"])
-                assert hub.clients == 1, "the stalled client was never dropped"
-                while len(received) < sent:
-                    received.append((await next_event(healthy))["data"]["n"])
-                assert received == list(range(sent))
-                async with ops.http.get(ops.url + "/metrics") as resp:
-                    text = await resp.text()
-                assert _metric(text, "hedgegrid_event_stream_dropped_total") == 1
-                assert _metric(text, "hedgegrid_event_stream_clients") == 1
+            yield ops, stalled
         finally:
             stalled.close()
+
+
+async def publish_until_a_client_is_dropped(hub: EventHub, event: EventType) -> int:
+    """Publish 4 KB messages, 50 per flush, until the hub has one client fewer.
+
+    Returns how many were published (at most 20,000, when nobody was dropped)."""
+    clients = hub.clients
+    blob = "x" * 4000
+    sent = 0
+    while hub.clients == clients and sent < 20_000:
+        for _ in range(50):
+            hub.publish(event, {"n": sent, "pad": blob})
+            sent += 1
+        await asyncio.sleep(0.03)  # one flush: one write of the batch
+    return sent
+
+
+async def test_a_stalled_client_is_dropped_and_the_others_get_everything(tmp_path: Path) -> None:
+    settings = StreamSettings(buffer=8, snapshot_interval=0.05, heartbeat_interval=60.0)
+    async with serving_a_stalled_client(tmp_path, settings) as (ops, _):
+        hub = ops.service.events
+        async with ops.http.ws_connect(
+            ws_url(ops), headers={"X-API-Key": API_KEY}, max_msg_size=0
+        ) as healthy:
+            await receive_json(healthy)
+            assert hub.clients == 2
+            blob = "x" * 4000
+            sent = 0
+            received: list[int] = []
+            # Bursts the healthy client keeps up with; the stalled one cannot.
+            while hub.clients == 2 and sent < 20_000:
+                for _ in range(4):
+                    hub.publish(EventType.AUDIT, {"n": sent, "pad": blob})
+                    sent += 1
+                await asyncio.sleep(0)
+                while len(received) < sent - 4:
+                    received.append((await next_event(healthy))["data"]["n"])
+            assert hub.clients == 1, "the stalled client was never dropped"
+            while len(received) < sent:
+                received.append((await next_event(healthy))["data"]["n"])
+            assert received == list(range(sent))
+            async with ops.http.get(ops.url + "/metrics") as resp:
+                text = await resp.text()
+            assert _metric(text, "hedgegrid_event_stream_dropped_total") == 1
+            assert _metric(text, "hedgegrid_event_stream_clients") == 1
     lines = [
         orjson.loads(line)
         for line in (ops.log_dir / "trading.log").read_text().splitlines()
@@ -441,36 +468,24 @@ async def test_a_stalled_client_is_cut_off_once_the_grace_period_is_over(tmp_pat
     so the client, reading at last, gets less than the server wrote for it and no close
     frame (a peer with its window shut would otherwise hold the buffer forever)."""
     settings = StreamSettings(buffer=8, heartbeat_interval=60.0)
-    async with serve_ops(
-        tmp_path, api_key=API_KEY, snapshot=make_snapshot(), stream=settings
-    ) as ops:
+    async with serving_a_stalled_client(tmp_path, settings) as (ops, stalled):
         hub = ops.service.events
-        stalled = await stalled_events_client(ops.service.api_port, API_KEY)
-        try:
-            (sub,) = hub._subs.values()
-            blob = "x" * 4000
-            sent = 0
-            while hub.clients == 1 and sent < 20_000:
-                for _ in range(50):
-                    hub.publish(EventType.AUDIT, {"n": sent, "pad": blob})
-                    sent += 1
-                await asyncio.sleep(0.03)
-            assert hub.clients == 0, "the stalled client was never dropped"
-            # it still reads nothing; the server gives it up once it sees no progress
-            (api,) = [
-                r.server
-                for r in ops.service._runners
-                if r.server is not None and r.addresses[-1][1] == ops.service.api_port
-            ]
-            assert isinstance(api, GuardedServer)
-            assert await until(lambda: api.open_connections == 0, 30), "never cut off"
-            loop = asyncio.get_running_loop()
-            received = 0
-            with contextlib.suppress(ConnectionResetError):
-                while data := await asyncio.wait_for(loop.sock_recv(stalled, 65536), 10):
-                    received += len(data)
-        finally:
-            stalled.close()
+        (sub,) = hub._subs.values()
+        await publish_until_a_client_is_dropped(hub, EventType.AUDIT)
+        assert hub.clients == 0, "the stalled client was never dropped"
+        # it still reads nothing; the server gives it up once it sees no progress
+        (api,) = [
+            r.server
+            for r in ops.service._runners
+            if r.server is not None and r.addresses[-1][1] == ops.service.api_port
+        ]
+        assert isinstance(api, GuardedServer)
+        assert await until(lambda: api.open_connections == 0, 30), "never cut off"
+        loop = asyncio.get_running_loop()
+        received = 0
+        with contextlib.suppress(ConnectionResetError):
+            while data := await asyncio.wait_for(loop.sock_recv(stalled, 65536), 10):
+                received += len(data)
     # everything the hub wrote plus the close frame had it been kept; less when discarded
     assert 0 < received < sub._written
 
@@ -487,13 +502,7 @@ async def test_a_dropped_client_reads_the_close_code_when_it_catches_up(tmp_path
             await receive_json(ws)
             # The client stops reading (aiohttp stops reading the socket once 64 KiB wait
             # unread); the server keeps publishing until it gives the client up.
-            blob = "x" * 4000
-            sent = 0
-            while hub.clients == 1 and sent < 20_000:
-                for _ in range(50):
-                    hub.publish(EventType.FILL, {"n": sent, "pad": blob})
-                    sent += 1
-                await asyncio.sleep(0.03)  # one flush: one write of the batch
+            sent = await publish_until_a_client_is_dropped(hub, EventType.FILL)
             assert hub.clients == 0, "the client that stopped reading was never dropped"
             for n in range(sent, sent + 10):  # nothing published after the drop reaches it
                 hub.publish(EventType.FILL, {"n": n})

@@ -28,6 +28,7 @@ from hedgegrid_ops.config import (
     load_any_venue_config,
     load_strategy_config,
 )
+from hedgegrid_ops.history.store import DEFAULT_FILL_HISTORY_DAYS
 from hedgegrid_ops.ops.settings import (
     DEFAULT_MAX_BAR_AGE,
     NotifySettings,
@@ -77,6 +78,7 @@ def _int_in(kind: str, low: int, high: int) -> Callable[[str], int]:
 
 _budget = _int_in("count", 1, 1_000_000)
 _backups = _int_in("count", 0, 1000)
+_fill_history_days = _int_in("number of days", 0, 36_500)
 
 
 def _positive(value: str) -> float:
@@ -194,6 +196,15 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         default=Path(os.environ.get("HEDGEGRID_STATE_DIR") or "state"),
         help="directory of the state that survives restarts (trading state, throttle, "
         "kill-switch baselines, audit trail, fill history); env HEDGEGRID_STATE_DIR",
+    )
+    run.add_argument(
+        "--fill-history-days",
+        type=_fill_history_days,
+        default=DEFAULT_FILL_HISTORY_DAYS,
+        metavar="DAYS",
+        help="GET /fills keeps the newest fill's day and this many days before it; older "
+        "fills are folded into per-day totals, which GET /pnl/daily keeps for ever "
+        f"(0: keep every fill; default {DEFAULT_FILL_HISTORY_DAYS})",
     )
     ops = run.add_argument_group("operations layer (HTTP control, /metrics, /health)")
     ops.add_argument(
@@ -554,6 +565,7 @@ def _run(
         state=state,
         saved=saved,
         purge_interval=args.purge_interval,
+        fill_history_days=args.fill_history_days,
         log_max_bytes=args.log_max_mb * 1024 * 1024,
         log_backups=args.log_backups,
     )

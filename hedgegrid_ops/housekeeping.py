@@ -17,6 +17,10 @@ costs a millisecond or two. One ``cache_purged`` line per ``interval`` sums them
 Right after each orders' purge, the ids Nautilus 1.231's purge leaves in its position
 index are dropped too (``position_index.py``); open legs' fills and interned ids are
 what still grows (docs/operations.md, "Memory over long runs").
+
+The fill history on disk is bounded here too: ``archive_fills_forever`` asks the state
+directory's writer thread once a minute to fold fills older than the retention window
+into per-day totals (``history/store.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hedgegrid_ops.history.store import FillHistory
 from hedgegrid_ops.logs import get_logger
 from hedgegrid_ops.position_index import PurgedIdSweeper
 
@@ -35,6 +40,7 @@ DEFAULT_PURGE_INTERVAL = 60.0
 PURGE_STEP_SECONDS = 1.0
 # Start-up (imports, Nautilus's kernel, instruments, the first grid) is over by then.
 FREEZE_AFTER_SECONDS = 5.0
+ARCHIVE_EVERY_SECONDS = 60.0
 
 
 @dataclass
@@ -108,6 +114,20 @@ async def purge_forever(cache: Any, clock: Any, interval: float) -> None:
         )
         totals = PurgeTotals()
         next_line = time.monotonic() + interval
+
+
+async def archive_fills_forever(
+    history: FillHistory, keep_days: int, every: float = ARCHIVE_EVERY_SECONDS
+) -> None:
+    """Queue the fill history's retention now and every ``every`` seconds, until cancelled.
+
+    Only a queue append on the loop: the writer thread folds and deletes. Once a minute
+    is often enough to keep the table to the window plus a minute, even at ``--speed 60``
+    (a simulated day passes in 24 wall minutes), and costs one indexed ``MAX(ts)`` when
+    there is nothing to fold."""
+    while True:
+        history.archive_old_fills(keep_days)
+        await asyncio.sleep(every)
 
 
 def freeze_start_up_objects() -> int:

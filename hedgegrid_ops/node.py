@@ -35,10 +35,11 @@ from nautilus_trader.model.identifiers import TraderId
 
 from hedgegrid_ops.config import AnyVenueConfig, BinanceVenueConfig, StrategyConfig
 from hedgegrid_ops.history.recorder import record_fills
-from hedgegrid_ops.history.store import FillHistory
+from hedgegrid_ops.history.store import DEFAULT_FILL_HISTORY_DAYS, FillHistory
 from hedgegrid_ops.housekeeping import (
     DEFAULT_PURGE_INTERVAL,
     FREEZE_AFTER_SECONDS,
+    archive_fills_forever,
     freeze_start_up_objects,
     purge_forever,
 )
@@ -77,6 +78,7 @@ class RunOptions:
     state: StateStore | None = None  # the state directory; None keeps nothing across restarts
     saved: SavedState | None = None  # what the previous run left in it
     purge_interval: float = DEFAULT_PURGE_INTERVAL  # age at which closed orders are purged
+    fill_history_days: int = DEFAULT_FILL_HISTORY_DAYS  # 0: keep every fill
     log_max_bytes: int = 50 * 1024 * 1024  # Nautilus's file rotates at this size, like ours
     log_backups: int = 5
 
@@ -265,6 +267,7 @@ async def run_service(
     duration: float | None,
     hold_after_replay: bool = False,
     purge_interval: float = DEFAULT_PURGE_INTERVAL,
+    fill_history_days: int = DEFAULT_FILL_HISTORY_DAYS,
 ) -> None:
     """Run until ``duration`` seconds pass or a stop signal arrives, then stop cleanly."""
     log = get_logger("node")
@@ -292,6 +295,11 @@ async def run_service(
     purger = loop.create_task(
         purge_forever(kernel.cache, kernel.clock, purge_interval), name="cache-purge"
     )
+    archiver = None
+    if service.history is not None and fill_history_days > 0:
+        archiver = loop.create_task(
+            archive_fills_forever(service.history, fill_history_days), name="fill-retention"
+        )
     waiter = loop.create_task(stop.wait())
 
     def freeze() -> None:
@@ -309,6 +317,8 @@ async def run_service(
         waiter.cancel()
         freezer.cancel()
         purger.cancel()
+        if archiver is not None:
+            archiver.cancel()
         await stop_node(service)
         run_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -410,7 +420,11 @@ def run_paper(options: RunOptions) -> dict[str, Any]:
         service = build_service(options, asyncio.get_running_loop())
         holder["service"] = service
         await run_service(
-            service, options.duration, options.hold_after_replay, options.purge_interval
+            service,
+            options.duration,
+            options.hold_after_replay,
+            options.purge_interval,
+            options.fill_history_days,
         )
 
     try:

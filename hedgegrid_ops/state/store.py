@@ -76,6 +76,16 @@ MIGRATIONS: tuple[str, ...] = (
         estimated INTEGER NOT NULL
     );
     """,
+    # 3: per-day totals of the fills the retention folded away (history/store.py), so
+    # GET /pnl/daily keeps every day while the fills table keeps only the recent ones.
+    """
+    CREATE TABLE fill_days (
+        day TEXT PRIMARY KEY,
+        realized_pnl REAL NOT NULL,
+        fees REAL NOT NULL,
+        fills INTEGER NOT NULL
+    );
+    """,
 )
 
 Write = Callable[[sqlite3.Connection], object]

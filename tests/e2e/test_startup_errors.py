@@ -65,6 +65,8 @@ def test_unbounded_numbers_in_the_venue_config(
         (("--log-level", "chatty"), {}, "--log-level"),
         (("--log-backups", "-1"), {}, "--log-backups"),
         (("--log-max-mb", "0"), {}, "--log-max-mb"),
+        (("--fill-history-days", "-1"), {}, "--fill-history-days"),
+        (("--fill-history-days", "1.5"), {}, "--fill-history-days"),
         (
             ("--enable-ops", "--notify-url", "ftp://hooks.example/T0/SECRETX"),
             {},

@@ -14,11 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from hedgegrid_ops.history.store import FillHistory, FillRecord, utc_day
+from hedgegrid_ops.history.store import (
+    SECONDS_PER_DAY,
+    DayTotals,
+    FillHistory,
+    FillRecord,
+    archive_cutoff,
+    utc_day,
+)
 from hedgegrid_ops.state.store import DB_NAME, StateStore
 
 DAY1 = 1_796_000_000.0  # 2026-11-30 UTC
 DAY2 = DAY1 + 86_400
+MIDNIGHT = DAY1 - DAY1 % 86_400  # the start of DAY1's UTC day
 
 
 @contextmanager
@@ -149,3 +157,88 @@ def test_funding_the_strategy_publishes_reaches_the_day_totals(tmp_path: Path) -
         assert history.flush()
         (day,) = history.daily()
     assert (day.day, day.fills, day.funding) == (utc_day(DAY1), 0, pytest.approx(0.2))
+
+
+def test_the_retention_cutoff_is_the_start_of_a_utc_day() -> None:
+    newest = MIDNIGHT + 5 * SECONDS_PER_DAY + 3_600  # 01:00 on the sixth day
+    assert archive_cutoff(newest, 0) == MIDNIGHT + 5 * SECONDS_PER_DAY
+    assert archive_cutoff(newest, 2) == MIDNIGHT + 3 * SECONDS_PER_DAY
+    assert utc_day(archive_cutoff(newest, 2)) == utc_day(MIDNIGHT + 3 * SECONDS_PER_DAY + 1)
+    assert utc_day(archive_cutoff(newest, 2) - 0.001) == utc_day(MIDNIGHT + 2 * SECONDS_PER_DAY)
+
+
+def _five_days_of_fills(history: FillHistory) -> list[FillRecord]:
+    """Day k (1..5) gets k fills; one fill pays its commission in BNB; funding on day 2."""
+    fills = [
+        _fill(
+            10 * day + n, MIDNIGHT + (day - 1) * SECONDS_PER_DAY + 60 * n, realized=0.1 * n - 0.05
+        )
+        for day in range(1, 6)
+        for n in range(day)
+    ]
+    fills[3] = dataclasses.replace(fills[3], commission_asset="BNB")
+    for f in fills:
+        history.record_fill(f)
+    history.record_funding(MIDNIGHT + SECONDS_PER_DAY + 10, 0.3, estimated=False)
+    assert history.flush()
+    return fills
+
+
+def _same_days(got: list[DayTotals], expected: list[DayTotals]) -> None:
+    assert [(d.day, d.fills, d.funding) for d in got] == [
+        (d.day, d.fills, d.funding) for d in expected
+    ]
+    for g, e in zip(got, expected, strict=True):  # sums taken in another order
+        assert (g.realized_pnl, g.fees) == (pytest.approx(e.realized_pnl), pytest.approx(e.fees))
+
+
+def test_retention_folds_old_days_into_totals_and_pnl_daily_keeps_them(tmp_path: Path) -> None:
+    with opened(tmp_path) as history:
+        fills = _five_days_of_fills(history)
+        before = history.daily()
+        assert [d.fills for d in before] == [1, 2, 3, 4, 5]
+        history.archive_old_fills(keep_days=1)
+        assert history.flush()
+        kept = history.fills(limit=1000)
+        # The newest fill's day and the one before it stay, fill for fill, with their seq.
+        assert [s.fill for s in kept] == fills[-9:][::-1]
+        assert [s.seq for s in kept] == list(range(15, 6, -1))
+        _same_days(history.daily(), before)
+        # Only what was folded is in the totals table: days 1 to 3, 6 fills.
+        folded = sqlite3.connect(tmp_path / DB_NAME).execute(
+            "SELECT day, fills FROM fill_days ORDER BY day"
+        )
+        assert folded.fetchall() == [(d.day, d.fills) for d in before[:3]]
+
+        # Nothing more to fold: a second pass changes nothing.
+        history.archive_old_fills(keep_days=1)
+        # A folded fill reported again (a restart's reconciliation) is not counted twice.
+        history.record_fill(fills[0])
+        assert history.flush()
+        assert len(history.fills(limit=1000)) == 9
+        _same_days(history.daily(), before)
+
+
+def test_retention_follows_the_newest_fill_and_zero_keeps_only_its_day(tmp_path: Path) -> None:
+    with opened(tmp_path) as history:
+        _five_days_of_fills(history)
+        history.archive_old_fills(keep_days=3)
+        assert history.flush()
+        assert {utc_day(s.fill.ts) for s in history.fills(limit=1000)} == {
+            utc_day(MIDNIGHT + k * SECONDS_PER_DAY) for k in (1, 2, 3, 4)
+        }
+        before = history.daily()
+        late = _fill(99, MIDNIGHT + 6 * SECONDS_PER_DAY, realized=2.0)  # a seventh day
+        history.record_fill(late)
+        history.archive_old_fills(keep_days=0)
+        assert history.flush()
+        assert [s.fill for s in history.fills(limit=1000)] == [late]
+        _same_days(history.daily()[:-1], before)
+        assert history.daily()[-1] == DayTotals(utc_day(late.ts), 2.0, 0.02, 0.0, 1)
+
+
+def test_retention_on_an_empty_history_does_nothing(tmp_path: Path) -> None:
+    with opened(tmp_path) as history:
+        history.archive_old_fills(keep_days=1)
+        assert history.flush()
+        assert history.daily() == [] and history.fills() == []

@@ -204,7 +204,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         metavar="DAYS",
         help="GET /fills keeps the newest fill's day and this many days before it; older "
         "fills are folded into per-day totals, which GET /pnl/daily keeps for ever "
-        f"(0: keep every fill; default {DEFAULT_FILL_HISTORY_DAYS})",
+        "(0: keep every fill)",
     )
     ops = run.add_argument_group("operations layer (HTTP control, /metrics, /health)")
     ops.add_argument(

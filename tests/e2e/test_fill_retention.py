@@ -17,30 +17,12 @@ from typing import Any
 
 import pytest
 
+from hedgegrid_ops.history.store import SECONDS_PER_DAY as DAY
 from hedgegrid_ops.history.store import FillHistory, FillRecord, utc_day
 from hedgegrid_ops.state.store import StateStore
+from tests.support.fills import history_fill
 from tests.support.polling import wait_until
 from tests.support.program import running_program
-
-DAY = 86_400.0
-
-
-def _fill(trade: str, ts: float, realized: float) -> FillRecord:
-    return FillRecord(
-        ts=ts,
-        trade_id=trade,
-        client_order_id=f"HG1-LONG-TP00-{trade}",
-        venue_order_id=f"V-{trade}",
-        side="SELL",
-        position_side="LONG",
-        price=60_000.0,
-        qty=0.002,
-        commission=0.024,
-        commission_asset="USDT",
-        liquidity="maker",
-        realized_pnl=realized,
-        request_id=None,
-    )
 
 
 def _get(url: str) -> Any:
@@ -52,8 +34,8 @@ def _get(url: str) -> Any:
 def seeded_state(tmp_path: Path) -> tuple[Path, list[FillRecord], list[FillRecord]]:
     now = time.time()
     ten_days_ago_noon = now - 10 * DAY - (now % DAY) + DAY / 2  # all on one UTC day
-    old = [_fill(f"OLD-{n}", ten_days_ago_noon + n, realized=0.5 + n) for n in range(3)]
-    recent = [_fill(f"NEW-{n}", now - 7_200 + n, realized=0.25) for n in range(2)]
+    old = [history_fill(f"OLD-{n}", ten_days_ago_noon + n, realized=0.5 + n) for n in range(3)]
+    recent = [history_fill(f"NEW-{n}", now - 7_200 + n, realized=0.25) for n in range(2)]
     state = StateStore.open(tmp_path / "state")
     state.start()
     try:

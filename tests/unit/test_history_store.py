@@ -23,6 +23,7 @@ from hedgegrid_ops.history.store import (
     utc_day,
 )
 from hedgegrid_ops.state.store import DB_NAME, StateStore
+from tests.support.fills import history_fill
 
 DAY1 = 1_796_000_000.0  # 2026-11-30 UTC
 DAY2 = DAY1 + 86_400
@@ -41,21 +42,7 @@ def opened(directory: Path) -> Iterator[FillHistory]:
 
 
 def _fill(n: int, ts: float, realized: float, commission: float = 0.02) -> FillRecord:
-    return FillRecord(
-        ts=ts,
-        trade_id=f"T-{n}",
-        client_order_id=f"HG1-LONG-00-{n}",
-        venue_order_id=f"V-{n}",
-        side="BUY",
-        position_side="LONG",
-        price=60_000.0 + n,
-        qty=0.002,
-        commission=commission,
-        commission_asset="USDT",
-        liquidity="maker",
-        realized_pnl=realized,
-        request_id=None,
-    )
+    return history_fill(f"T-{n}", ts, realized, commission, price=60_000.0 + n)
 
 
 def test_pages_newest_first_and_since(tmp_path: Path) -> None:
